@@ -1,0 +1,309 @@
+//! `pn-host bench`: milliseconds per training step through the plugin boundary (baseline and
+//! full persistence) against the same model written directly in Burn.
+//!
+//! Each figure is the best of several timed blocks after a warm-up, on synthetic data of the
+//! workload's shape. Only the step is timed: forward, loss, objective, backward, optimizer.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::activation::relu;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use pn_plugin_api::abi::StrategyBox;
+use pn_plugin_api::{DataSplit, DataSplits, LossKind, Progress};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use crate::data::{Data, Targets};
+use crate::device::{Device, B};
+use crate::engine::{task_loss, Optim, TrainConfig, Trainer};
+use crate::params::{initial_values, ParamStore};
+use crate::registry::Registry;
+
+/// One benchmarked workload.
+pub struct Case {
+    /// Label in the report.
+    pub name: &'static str,
+    /// Input features.
+    pub inputs: usize,
+    /// Hidden widths.
+    pub hidden: Vec<usize>,
+    /// `sum` (student: no output layer) or `linear`.
+    pub output: &'static str,
+    /// Classes (cross-entropy) or 0 for one regression output.
+    pub classes: usize,
+    /// Examples per step.
+    pub batch: usize,
+}
+
+/// The workloads the issue asks for: the teacher-student student, and LeNet-300-100, the
+/// LeNet-5-sized fully connected MNIST network (266k parameters).
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "teacher-student mlp (d=k=10, batch 200)",
+            inputs: 10,
+            hidden: vec![10],
+            output: "sum",
+            classes: 0,
+            batch: 200,
+        },
+        Case {
+            name: "lenet-300-100 mlp (784 in, batch 64)",
+            inputs: 784,
+            hidden: vec![300, 100],
+            output: "linear",
+            classes: 10,
+            batch: 64,
+        },
+    ]
+}
+
+/// Milliseconds per step of one case.
+pub struct Figures {
+    /// Through the plugin boundary, baseline strategy.
+    pub plugin_baseline: f64,
+    /// Through the plugin boundary, full persistence penalty active.
+    pub plugin_persistent: f64,
+    /// The same model in plain Burn.
+    pub direct: f64,
+}
+
+fn synthetic(case: &Case, device: &Device) -> Result<Data, String> {
+    let mut rng = StdRng::seed_from_u64(7);
+    let n = case.batch * 4;
+    let inputs: Vec<f32> = (0..n * case.inputs)
+        .map(|_| rng.random::<f32>() - 0.5)
+        .collect();
+    let (targets, outputs, loss) = if case.classes > 0 {
+        (
+            (0..n)
+                .map(|_| rng.random_range(0..case.classes) as f32)
+                .collect::<Vec<f32>>(),
+            case.classes,
+            LossKind::CrossEntropy,
+        )
+    } else {
+        (
+            (0..n).map(|_| rng.random::<f32>()).collect(),
+            1,
+            LossKind::MeanSquaredError,
+        )
+    };
+    let split = DataSplit {
+        inputs: inputs.into(),
+        targets: targets.into(),
+        len: n,
+    };
+    Data::upload(
+        DataSplits {
+            input_shape: vec![case.inputs].into(),
+            outputs,
+            loss,
+            train: split.clone(),
+            valid: split,
+        },
+        device,
+    )
+}
+
+fn time_steps(steps: usize, mut step: impl FnMut()) -> f64 {
+    for _ in 0..steps / 4 + 3 {
+        step();
+    }
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..steps {
+                step();
+            }
+            t.elapsed().as_secs_f64() * 1000.0 / steps as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn batch(data: &Data, size: usize, device: &Device) -> (crate::dyn_tensor::DynTensor, Targets) {
+    let idx: Vec<i64> = (0..size as i64).collect();
+    data.train.batch(Tensor::<B, 1, Int>::from_data(
+        TensorData::new(idx, [size]),
+        device,
+    ))
+}
+
+fn plugin_step_ms(
+    registry: &Registry,
+    case: &Case,
+    data: &Data,
+    strategy: &str,
+    steps: usize,
+    device: &Device,
+) -> Result<f64, String> {
+    let model_cfg =
+        json!({ "hidden": case.hidden, "output": case.output, "bias": case.output != "sum" });
+    let (model, _) = registry.model("mlp", &model_cfg)?;
+    let overrides = if strategy == "baseline" {
+        json!({})
+    } else {
+        json!({ "sigma": 1.0 })
+    };
+    let (mut strategy, _): (StrategyBox, _) = registry.strategy(strategy, &overrides)?;
+    let trainer = Trainer::new(&model, data, device)?;
+    let mut module = Some(ParamStore::new(
+        &trainer.specs,
+        &initial_values(&trainer.specs, 0)?,
+        device,
+    )?);
+    let cfg = TrainConfig::default();
+    let mut optim = Optim::new(&cfg);
+    // Put multi-phase strategies in their second phase, with one anchor.
+    let phases = strategy.phases().into_result().map_err(|e| e.to_string())?;
+    let mut phase = 0;
+    if phases > 1 {
+        let s = &trainer.session;
+        s.reset(
+            module
+                .as_ref()
+                .map(|m| m.tensors(&trainer.specs, true))
+                .unwrap_or_default(),
+            false,
+        );
+        strategy
+            .begin_phase(s.ops(), 0)
+            .into_result()
+            .map_err(|e| e.to_string())?;
+        strategy
+            .end_phase(s.ops(), 0)
+            .into_result()
+            .map_err(|e| e.to_string())?;
+        strategy
+            .begin_phase(s.ops(), 1)
+            .into_result()
+            .map_err(|e| e.to_string())?;
+        phase = 1;
+    }
+    let (x, y) = batch(data, case.batch, device);
+    let mut failure = None;
+    let ms = time_steps(steps, || {
+        let progress = Progress {
+            phase,
+            step: 0,
+            steps_in_phase: 1 << 40,
+            epoch: 0,
+        };
+        let m = module.take().expect("module present between steps");
+        match trainer.step(
+            m.clone(),
+            &mut optim,
+            &mut strategy,
+            x.clone(),
+            &y,
+            progress,
+            cfg.lr,
+        ) {
+            Ok((next, _, _)) => module = Some(next),
+            Err(e) => {
+                failure.get_or_insert(e);
+                module = Some(m);
+            }
+        }
+    });
+    B::sync(device).map_err(|e| format!("{e:?}"))?;
+    failure.map_or(Ok(ms), Err)
+}
+
+/// The same MLP written directly with Burn modules.
+#[derive(Module, Debug)]
+struct DirectMlp<B: Backend> {
+    layers: Vec<Linear<B>>,
+}
+
+fn direct_step_ms(case: &Case, data: &Data, steps: usize, device: &Device) -> Result<f64, String> {
+    let sum_output = case.output == "sum";
+    let mut widths = vec![case.inputs];
+    widths.extend(&case.hidden);
+    if !sum_output {
+        widths.push(case.classes.max(1));
+    }
+    let layers = widths
+        .windows(2)
+        .map(|w| {
+            LinearConfig::new(w[0], w[1])
+                .with_bias(!sum_output)
+                .init(device)
+        })
+        .collect();
+    let mut model = Some(DirectMlp::<B> { layers });
+    let mut optim = AdamConfig::new().init::<B, DirectMlp<B>>();
+    let (x, y) = batch(data, case.batch, device);
+    let x = x.into_rank::<2>();
+    let ms = time_steps(steps, || {
+        let m = model.take().expect("model present between steps");
+        let mut h = x.clone();
+        let last = m.layers.len() - 1;
+        for (i, layer) in m.layers.iter().enumerate() {
+            h = layer.forward(h);
+            if i < last || sum_output {
+                h = relu(h);
+            }
+        }
+        if sum_output {
+            h = h.sum_dim(1);
+        }
+        let loss = task_loss(h, &y);
+        let grads = GradientsParams::from_grads::<B, _>(loss.backward(), &m);
+        model = Some(optim.step(0.01, m, grads));
+    });
+    B::sync(device).map_err(|e| format!("{e:?}"))?;
+    Ok(ms)
+}
+
+/// Benchmarks every case with `steps` timed steps per block.
+pub fn run(
+    registry: &Registry,
+    device: &Device,
+    steps: usize,
+) -> Result<Vec<(String, Figures)>, String> {
+    cases()
+        .into_iter()
+        .map(|case| {
+            let data = synthetic(&case, device)?;
+            let figures = Figures {
+                plugin_baseline: plugin_step_ms(registry, &case, &data, "baseline", steps, device)?,
+                plugin_persistent: plugin_step_ms(
+                    registry,
+                    &case,
+                    &data,
+                    "full_persistent",
+                    steps,
+                    device,
+                )?,
+                direct: direct_step_ms(&case, &data, steps, device)?,
+            };
+            Ok((case.name.to_string(), figures))
+        })
+        .collect()
+}
+
+/// The report printed by `pn-host bench`.
+pub fn format(results: &[(String, Figures)]) -> String {
+    let mut out = format!(
+        "{:<42} {:>12} {:>14} {:>12} {:>10} {:>10}\n",
+        "workload (ms/step)", "plain Burn", "plugin+base", "plugin+full", "boundary", "penalty"
+    );
+    for (name, f) in results {
+        out += &format!(
+            "{:<42} {:>12.4} {:>14.4} {:>12.4} {:>9.1}% {:>9.1}%\n",
+            name,
+            f.direct,
+            f.plugin_baseline,
+            f.plugin_persistent,
+            100.0 * (f.plugin_baseline / f.direct - 1.0),
+            100.0 * (f.plugin_persistent / f.plugin_baseline - 1.0)
+        );
+    }
+    out
+}

@@ -1,0 +1,143 @@
+//! A data set's splits uploaded to the run's device once, and batches selected on the device.
+
+use burn::tensor::{Int, Tensor, TensorData};
+use pn_plugin_api::{DataSplit, DataSplits, LossKind};
+
+use crate::device::{Device, B};
+use crate::dyn_tensor::DynTensor;
+
+/// Targets of a split on the device.
+#[derive(Clone, Debug)]
+pub enum Targets {
+    /// Class indices `[n]`.
+    Classes(Tensor<B, 1, Int>),
+    /// Regression targets `[n, outputs]`.
+    Values(Tensor<B, 2>),
+}
+
+/// One split on the device.
+#[derive(Clone, Debug)]
+pub struct DeviceSplit {
+    /// Inputs `[n, ...input_shape]`.
+    pub inputs: DynTensor,
+    /// Targets.
+    pub targets: Targets,
+    /// Number of examples.
+    pub len: usize,
+}
+
+/// A loaded data set on the device.
+#[derive(Clone, Debug)]
+pub struct Data {
+    /// Shape of one example.
+    pub input_shape: Vec<usize>,
+    /// Number of outputs (classes for cross-entropy).
+    pub outputs: usize,
+    /// The loss the data set is trained with.
+    pub loss: LossKind,
+    /// Training split.
+    pub train: DeviceSplit,
+    /// Held-out split.
+    pub valid: DeviceSplit,
+}
+
+impl Data {
+    /// Checks `splits` and uploads them to `device`.
+    pub fn upload(splits: DataSplits, device: &Device) -> Result<Self, String> {
+        let input_shape = splits.input_shape.to_vec();
+        if input_shape.is_empty() || input_shape.len() > 3 {
+            return Err(format!(
+                "input shape {input_shape:?} must have 1 to 3 dimensions"
+            ));
+        }
+        let upload = |name: &str, split: DataSplit| -> Result<DeviceSplit, String> {
+            let per: usize = input_shape.iter().product();
+            if split.len == 0 {
+                return Err(format!("{name} split is empty"));
+            }
+            if split.inputs.len() != split.len * per {
+                return Err(format!(
+                    "{name} split: {} input values for {} examples of shape {input_shape:?}",
+                    split.inputs.len(),
+                    split.len
+                ));
+            }
+            let mut shape = vec![split.len];
+            shape.extend(&input_shape);
+            let inputs = DynTensor::from_values(split.inputs.into_vec(), &shape, device)?;
+            let targets = match splits.loss {
+                LossKind::CrossEntropy => {
+                    if split.targets.len() != split.len {
+                        return Err(format!(
+                            "{name} split: {} labels for {} examples",
+                            split.targets.len(),
+                            split.len
+                        ));
+                    }
+                    if let Some(bad) = split
+                        .targets
+                        .iter()
+                        .find(|&&c| c < 0.0 || c as usize >= splits.outputs || c.fract() != 0.0)
+                    {
+                        return Err(format!(
+                            "{name} split: label {bad} is not a class in 0..{}",
+                            splits.outputs
+                        ));
+                    }
+                    let labels: Vec<i64> = split.targets.iter().map(|&c| c as i64).collect();
+                    Targets::Classes(Tensor::from_data(
+                        TensorData::new(labels, [split.len]),
+                        device,
+                    ))
+                }
+                LossKind::MeanSquaredError => {
+                    if split.targets.len() != split.len * splits.outputs {
+                        return Err(format!(
+                            "{name} split: {} targets for {} examples x {} outputs",
+                            split.targets.len(),
+                            split.len,
+                            splits.outputs
+                        ));
+                    }
+                    let values =
+                        TensorData::new(split.targets.into_vec(), [split.len, splits.outputs]);
+                    Targets::Values(Tensor::from_data(values, device))
+                }
+            };
+            Ok(DeviceSplit {
+                inputs,
+                targets,
+                len: split.len,
+            })
+        };
+        Ok(Self {
+            input_shape: input_shape.clone(),
+            outputs: splits.outputs,
+            loss: splits.loss,
+            train: upload("train", splits.train)?,
+            valid: upload("valid", splits.valid)?,
+        })
+    }
+}
+
+impl DeviceSplit {
+    /// The examples at `indices`.
+    pub fn batch(&self, indices: Tensor<B, 1, Int>) -> (DynTensor, Targets) {
+        let inputs = crate::map_dyn!(self.inputs.clone(), |x| x.select(0, indices.clone()));
+        let targets = match &self.targets {
+            Targets::Classes(t) => Targets::Classes(t.clone().select(0, indices)),
+            Targets::Values(t) => Targets::Values(t.clone().select(0, indices)),
+        };
+        (inputs, targets)
+    }
+
+    /// Examples `start..end`.
+    pub fn range(&self, start: usize, end: usize) -> (DynTensor, Targets) {
+        let inputs = crate::map_dyn!(self.inputs.clone(), |x| x.narrow(0, start, end - start));
+        let targets = match &self.targets {
+            Targets::Classes(t) => Targets::Classes(t.clone().narrow(0, start, end - start)),
+            Targets::Values(t) => Targets::Values(t.clone().narrow(0, start, end - start)),
+        };
+        (inputs, targets)
+    }
+}

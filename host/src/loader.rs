@@ -1,0 +1,152 @@
+//! Loading plugin `.so` files: the checks that turn every way a file can be wrong into one
+//! clear line, before abi_stable's own (much longer) errors are reached.
+
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
+use abi_stable::sabi_types::VersionNumber;
+use pn_plugin_api::abi::{Components, HostInfo, PluginRef};
+use sha2::{Digest, Sha256};
+
+/// Why a file could not be loaded as a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Nothing at the path.
+    #[error("plugin file not found: {0}")]
+    Missing(PathBuf),
+    /// A directory was given where a file was expected.
+    #[error(
+        "{0} is a directory, not a plugin file (use --plugin-dir to load every plugin in a folder)"
+    )]
+    Directory(PathBuf),
+    /// The file is not a loadable shared library.
+    #[error("{path} is not a shared library that can be loaded: {reason}")]
+    NotLibrary {
+        /// The file.
+        path: PathBuf,
+        /// The loader's reason.
+        reason: String,
+    },
+    /// A shared library without a pn root module.
+    #[error("{0} is a shared library but not a pn plugin (it exports no pn root module)")]
+    NotPlugin(PathBuf),
+    /// Built against an incompatible pn-plugin-api.
+    #[error("{path} was built against pn-plugin-api {plugin}, but this pn-host uses {host}: rebuild the plugin against pn-plugin-api {host}")]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The plugin's contract version.
+        plugin: String,
+        /// The host's contract version.
+        host: String,
+    },
+    /// Two plugins provide a component of the same name.
+    #[error("{0}")]
+    Duplicate(String),
+    /// Anything else the plugin's initialisation reported.
+    #[error("{path}: {reason}")]
+    Other {
+        /// The file.
+        path: PathBuf,
+        /// First line of the reason.
+        reason: String,
+    },
+}
+
+/// A loaded plugin: where it came from and what it provides.
+pub struct LoadedPlugin {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// sha256 of the file, recorded with every run that uses it.
+    pub sha256: String,
+    /// The pn-plugin-api version the plugin was built against.
+    pub api_version: String,
+    /// What it provides.
+    pub components: Components,
+}
+
+fn first_line(s: impl ToString) -> String {
+    s.to_string()
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// sha256 of a file, hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+fn compatible(plugin: &VersionNumber, host: &VersionNumber) -> bool {
+    plugin.major == host.major && (host.major != 0 || plugin.minor == host.minor)
+}
+
+/// Loads one plugin file.
+pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
+    if !path.exists() {
+        return Err(LoadError::Missing(path.to_path_buf()));
+    }
+    if path.is_dir() {
+        return Err(LoadError::Directory(path.to_path_buf()));
+    }
+    let other = |reason: String| LoadError::Other {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let header = lib_header_from_path(path).map_err(|e| match e {
+        LibraryError::OpenError { err, .. } => LoadError::NotLibrary {
+            path: path.to_path_buf(),
+            reason: first_line(err)
+                .rsplit(": ")
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        },
+        LibraryError::GetSymbolError { .. } => LoadError::NotPlugin(path.to_path_buf()),
+        e => other(first_line(e)),
+    })?;
+    let host_version = PluginRef::VERSION_STRINGS;
+    let plugin_version = header.version_strings();
+    let (Ok(pv), Ok(hv)) = (
+        plugin_version.clone().parsed(),
+        host_version.clone().parsed(),
+    ) else {
+        return Err(other(format!(
+            "unreadable pn-plugin-api version `{}`",
+            plugin_version.version
+        )));
+    };
+    if !compatible(&pv, &hv) {
+        return Err(LoadError::Version {
+            path: path.to_path_buf(),
+            plugin: plugin_version.version.to_string(),
+            host: host_version.version.to_string(),
+        });
+    }
+    let root = header.init_root_module::<PluginRef>().map_err(|e| match e {
+        LibraryError::AbiInstability(_) => other(format!(
+            "its pn-plugin-api {} is not layout-compatible with this pn-host's {}: rebuild the plugin",
+            plugin_version.version, host_version.version
+        )),
+        e => other(first_line(e)),
+    })?;
+    root.init()(HostInfo {
+        log: crate::log::plugin_log,
+    });
+    let components = root.components()()
+        .into_result()
+        .map_err(|e| other(e.to_string()))?;
+    let sha256 = sha256_file(path).map_err(|e| other(e.to_string()))?;
+    Ok(LoadedPlugin {
+        path: path.to_path_buf(),
+        sha256,
+        api_version: plugin_version.version.to_string(),
+        components,
+    })
+}

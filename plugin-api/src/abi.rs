@@ -1,0 +1,320 @@
+//! The raw ABI: the `#[repr(C)]` types that cross the `.so` boundary.
+//!
+//! Plugin authors rarely touch this module: [`crate::Strategy`], [`crate::Model`],
+//! [`crate::Dataset`] and [`crate::Tensor`] wrap it. The rules that keep old plugins loading
+//! into newer hosts: every struct and trait here is append-only (new prefix fields and trait
+//! methods go after the ones already published), and tensor operations are named by `u32`
+//! codes so that a new operation never changes a layout.
+
+// `#[sabi_trait]` expands to impls inside constants.
+#![allow(non_local_definitions)]
+
+use abi_stable::{
+    declare_root_module_statics,
+    library::RootModule,
+    package_version_strings, sabi_trait,
+    sabi_types::VersionStrings,
+    std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec},
+    StableAbi,
+};
+
+/// An opaque handle to a tensor owned by the host (a Burn tensor on the run's device).
+pub type TensorId = u64;
+
+/// Handle returned by an operation that failed; every operation on it fails too.
+pub const POISON: TensorId = u64::MAX;
+
+/// Severity of a log line a plugin sends to the host.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Shown with `--verbose`.
+    Debug,
+    /// Shown by default.
+    Info,
+    /// Shown by default, marked as a warning.
+    Warn,
+}
+
+/// What the host lends a plugin when it loads it.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct HostInfo {
+    /// Where the plugin's log lines go (each `.so` has its own statics, so it cannot share
+    /// the host's logger).
+    pub log: extern "C" fn(LogLevel, RStr<'_>),
+}
+
+/// Tensor operations the host performs for a plugin and records in its autodiff graph.
+///
+/// Every method returns a handle; a failed operation (bad shape, unknown handle, a panic in
+/// the backend) returns [`POISON`] and the host remembers the first error, which fails the
+/// callback that made it. Operation kinds are `u32` codes from [`crate::ops`].
+#[sabi_trait]
+pub trait HostOps {
+    /// A new constant tensor from row-major `data` with the given `shape` (no gradient).
+    fn constant(&self, data: RSlice<'_, f32>, shape: RSlice<'_, usize>) -> TensorId;
+    /// A tensor of `shape` filled with `value`.
+    fn full(&self, shape: RSlice<'_, usize>, value: f64) -> TensorId;
+    /// The shape of a tensor (empty for a scalar).
+    fn shape(&self, t: TensorId) -> RVec<usize>;
+    /// Reads a tensor's values back to the plugin (synchronises the device: avoid per step).
+    fn read(&self, t: TensorId) -> RVec<f32>;
+    /// An element-wise unary operation ([`crate::ops::Unary`]).
+    fn unary(&self, op: u32, t: TensorId) -> TensorId;
+    /// An element-wise binary operation with broadcasting ([`crate::ops::Binary`]).
+    fn binary(&self, op: u32, a: TensorId, b: TensorId) -> TensorId;
+    /// An element-wise operation with a scalar ([`crate::ops::Scalar`]).
+    fn scalar(&self, op: u32, t: TensorId, value: f64) -> TensorId;
+    /// A reduction ([`crate::ops::Reduce`]) over `dim`, or over all elements when `dim` is
+    /// `None` (result: a scalar).
+    fn reduce(&self, op: u32, t: TensorId, dim: ROption<usize>, keep_dim: bool) -> TensorId;
+    /// Same elements, new shape (one entry may be `-1`).
+    fn reshape(&self, t: TensorId, shape: RSlice<'_, i64>) -> TensorId;
+    /// Swaps two dimensions.
+    fn transpose(&self, t: TensorId, dim0: usize, dim1: usize) -> TensorId;
+    /// Matrix product over the last two dimensions.
+    fn matmul(&self, a: TensorId, b: TensorId) -> TensorId;
+    /// Concatenates tensors along `dim`.
+    fn cat(&self, ts: RSlice<'_, TensorId>, dim: usize) -> TensorId;
+    /// Elements `start..end` of dimension `dim`.
+    fn narrow(&self, t: TensorId, dim: usize, start: usize, end: usize) -> TensorId;
+    /// A copy outside the autodiff graph (no gradient flows through it).
+    fn detach(&self, t: TensorId) -> TensorId;
+    /// A layer operation ([`crate::ops::Layer`]) on `inputs` with integer `args`
+    /// (documented per code) and float `fargs`.
+    fn layer(
+        &self,
+        op: u32,
+        inputs: RSlice<'_, TensorId>,
+        args: RSlice<'_, i64>,
+        fargs: RSlice<'_, f64>,
+    ) -> TensorId;
+    /// The current parameters whose names match any of `patterns` (globs, `*` for all),
+    /// flattened and concatenated in declaration order into one vector. Inside a step the
+    /// result carries gradients to the parameters.
+    fn param_group(&self, patterns: RSlice<'_, RString>) -> TensorId;
+    /// Keeps a detached copy of `t` beyond the current callback under `name`; the host saves
+    /// kept tensors with the run (e.g. anchors). Returns a key for [`HostOps::kept`].
+    fn keep(&self, name: RStr<'_>, t: TensorId) -> u64;
+    /// A handle to a tensor kept earlier.
+    fn kept(&self, key: u64) -> TensorId;
+    /// Sends a log line to the host.
+    #[sabi(last_prefix_field)]
+    fn log(&self, level: LogLevel, message: RStr<'_>);
+}
+
+/// The host's operations as a plugin callback receives them.
+pub type HostOpsRef<'a> = HostOps_TO<'a, abi_stable::sabi_types::RRef<'a, ()>>;
+
+/// How a training phase starts.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseStart {
+    /// From the initial parameters θ0 of phase 1 (persistence).
+    SameInit,
+    /// From a fresh initialisation drawn with a new seed (restarts).
+    FreshInit,
+    /// From where the previous phase ended.
+    Continue,
+}
+
+/// Where the host is in training, passed to strategy callbacks.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Phase index, from 0.
+    pub phase: u32,
+    /// Optimizer step within the phase, from 0.
+    pub step: u64,
+    /// Number of steps the phase will take.
+    pub steps_in_phase: u64,
+    /// Epoch within the phase, from 0.
+    pub epoch: u32,
+}
+
+/// What a phase achieved, as the host measured it.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq)]
+pub struct PhaseSummary {
+    /// Task loss on the training split at the end of the phase.
+    pub train_loss: f64,
+    /// Task loss on the held-out split at the end of the phase.
+    pub valid_loss: f64,
+    /// Accuracy on the held-out split (NaN for regression).
+    pub valid_accuracy: f64,
+}
+
+/// A training strategy as the host sees it.
+#[sabi_trait]
+pub trait AbiStrategy: Send {
+    /// Number of training phases.
+    fn phases(&self) -> RResult<u32, RString>;
+    /// How phase `phase` (from 0) starts.
+    fn phase_start(&self, phase: u32) -> RResult<PhaseStart, RString>;
+    /// Called when a phase starts, with the parameters at their starting values.
+    fn begin_phase(&mut self, ops: HostOpsRef<'_>, phase: u32) -> RResult<(), RString>;
+    /// The objective to minimise at this step, given the task loss (a scalar handle).
+    fn objective(
+        &mut self,
+        ops: HostOpsRef<'_>,
+        progress: Progress,
+        task_loss: TensorId,
+    ) -> RResult<TensorId, RString>;
+    /// Called when a phase ends, with the parameters at their converged values.
+    fn end_phase(&mut self, ops: HostOpsRef<'_>, phase: u32) -> RResult<(), RString>;
+    /// Which phase's model is the result.
+    #[sabi(last_prefix_field)]
+    fn select_result(&self, phases: RSlice<'_, PhaseSummary>) -> RResult<u32, RString>;
+}
+
+/// An owned strategy object.
+pub type StrategyBox = AbiStrategy_TO<'static, RBox<()>>;
+
+/// How the host initialises one parameter tensor.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq)]
+pub enum InitKind {
+    /// Uniform on `[a, b)`.
+    Uniform,
+    /// Normal with mean `a` and standard deviation `b`.
+    Normal,
+    /// Every element equal to `a`.
+    Constant,
+}
+
+/// One parameter tensor a model asks the host to create and train.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    /// Dotted name, matched by strategies' globs (e.g. `layer0.weight`).
+    pub name: RString,
+    /// Shape.
+    pub shape: RVec<usize>,
+    /// Distribution of the initial values.
+    pub init: InitKind,
+    /// First parameter of the distribution.
+    pub a: f64,
+    /// Second parameter of the distribution.
+    pub b: f64,
+}
+
+/// A model as the host sees it.
+#[sabi_trait]
+pub trait AbiModel: Send {
+    /// The parameters for inputs of `input_shape` (one example, no batch dimension) and
+    /// `outputs` outputs.
+    fn parameters(
+        &self,
+        input_shape: RSlice<'_, usize>,
+        outputs: usize,
+    ) -> RResult<RVec<ParamSpec>, RString>;
+    /// The forward pass on a batch `input` with `params` in the order of
+    /// [`AbiModel::parameters`]. `train` is false during evaluation.
+    #[sabi(last_prefix_field)]
+    fn forward(
+        &self,
+        ops: HostOpsRef<'_>,
+        input: TensorId,
+        params: RSlice<'_, TensorId>,
+        train: bool,
+    ) -> RResult<TensorId, RString>;
+}
+
+/// An owned model object.
+pub type ModelBox = AbiModel_TO<'static, RBox<()>>;
+
+/// The loss a data set is meant to be trained with.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossKind {
+    /// Softmax cross-entropy; targets are class indices.
+    CrossEntropy,
+    /// Mean squared error; targets have the output's shape.
+    MeanSquaredError,
+}
+
+/// One split of a data set, in memory, row-major.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct DataSplit {
+    /// Inputs, `len * prod(input_shape)` values.
+    pub inputs: RVec<f32>,
+    /// Targets: one class index per example (as f32) or `len * outputs` values.
+    pub targets: RVec<f32>,
+    /// Number of examples.
+    pub len: usize,
+}
+
+/// A data set's train and held-out splits.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct DataSplits {
+    /// Shape of one input example.
+    pub input_shape: RVec<usize>,
+    /// Number of model outputs (classes for cross-entropy).
+    pub outputs: usize,
+    /// The loss to train with.
+    pub loss: LossKind,
+    /// The training split.
+    pub train: DataSplit,
+    /// The held-out split, evaluated each epoch.
+    pub valid: DataSplit,
+}
+
+/// A data set as the host sees it.
+#[sabi_trait]
+pub trait AbiDataset: Send {
+    /// Loads (or generates) both splits.
+    #[sabi(last_prefix_field)]
+    fn load(&self) -> RResult<DataSplits, RString>;
+}
+
+/// An owned data-set object.
+pub type DatasetBox = AbiDataset_TO<'static, RBox<()>>;
+
+/// A component a plugin offers: name, description, default configuration and constructor.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct ComponentDecl<T> {
+    /// Unique name across all loaded plugins (e.g. `full_persistent`).
+    pub name: RString,
+    /// One line for `pn-host plugins list`.
+    pub description: RString,
+    /// The default configuration as a JSON object (also the schema users override).
+    pub default_config: RString,
+    /// Builds the component from a full JSON configuration.
+    pub create: extern "C" fn(config_json: RStr<'_>) -> RResult<T, RString>,
+}
+
+/// Everything a plugin provides.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct Components {
+    /// Training strategies.
+    pub strategies: RVec<ComponentDecl<StrategyBox>>,
+    /// Models.
+    pub models: RVec<ComponentDecl<ModelBox>>,
+    /// Data sets.
+    pub datasets: RVec<ComponentDecl<DatasetBox>>,
+}
+
+/// The root module every pn plugin exports (see [`crate::export_plugin`]).
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginRef)))]
+#[sabi(missing_field(panic))]
+pub struct Plugin {
+    /// Hands the plugin the host's callbacks; called once, before anything else.
+    pub init: extern "C" fn(HostInfo),
+    /// Lists what the plugin provides.
+    #[sabi(last_prefix_field)]
+    pub components: extern "C" fn() -> RResult<Components, RString>,
+}
+
+impl RootModule for PluginRef {
+    declare_root_module_statics! {PluginRef}
+    const BASE_NAME: &'static str = "pn_plugin";
+    const NAME: &'static str = "pn_plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}

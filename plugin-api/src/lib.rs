@@ -1,0 +1,167 @@
+//! The contract between `pn-host` and its plugins.
+//!
+//! A pn plugin is a `cdylib` crate that depends on this crate only. It defines any number of
+//! **strategies** (how to train: phases, what is added to the objective), **models** (parameters
+//! and a forward pass) and **data sets** (in-memory splits), registers them, and exports one
+//! ABI-stable root module. Plugins never see Burn: their math is written with [`Tensor`], whose
+//! operations the host records in Burn's autodiff graph on the run's device, so a penalty defined
+//! in a plugin gets gradients on the GPU without the host knowing its formula.
+//!
+//! A complete strategy plugin:
+//!
+//! ```no_run
+//! use pn_plugin_api::{Component, Ops, Progress, Result, Strategy, Tensor};
+//! use serde::{Deserialize, Serialize};
+//!
+//! /// L2 pull towards zero on the first layer.
+//! #[derive(Default, Serialize, Deserialize)]
+//! #[serde(default, deny_unknown_fields)]
+//! pub struct Config { pub weight: f64 }
+//!
+//! pub struct FirstLayerDecay(Config);
+//!
+//! impl Component for FirstLayerDecay {
+//!     const NAME: &'static str = "first_layer_decay";
+//!     const DESCRIPTION: &'static str = "L2 penalty on layer0 parameters";
+//!     type Config = Config;
+//!     fn new(config: Config) -> Result<Self> { Ok(Self(config)) }
+//! }
+//!
+//! impl Strategy for FirstLayerDecay {
+//!     fn objective<'a>(&mut self, ops: Ops<'a>, _p: Progress, loss: Tensor<'a>) -> Result<Tensor<'a>> {
+//!         let theta = ops.param_group(&["layer0.*"]);
+//!         Ok(loss + theta.square().sum() * self.0.weight)
+//!     }
+//! }
+//!
+//! pn_plugin_api::register_strategy!(FirstLayerDecay);
+//! pn_plugin_api::export_plugin!();
+//! ```
+//!
+//! Build it with `cargo build --release` (`crate-type = ["cdylib"]`) and load the `.so` with
+//! `pn-host --plugin path/to/libmy_plugin.so`. Compatibility: a plugin loads into any host
+//! built against the same `major.minor` of this crate (for 0.x, the same minor); the contract
+//! only grows by appending.
+#![warn(missing_docs)]
+
+pub mod abi;
+pub mod component;
+pub mod ops;
+pub mod persistence;
+pub mod tensor;
+
+pub use abi::{
+    DataSplit, DataSplits, LogLevel, LossKind, ParamSpec, PhaseStart, PhaseSummary, Progress,
+};
+pub use component::{
+    best_by_valid_loss, log, Component, Dataset, Error, Model, Registration, Result, Strategy,
+};
+pub use tensor::{Conv2d, Kept, Ops, Tensor};
+
+#[doc(hidden)]
+pub use abi_stable;
+#[doc(hidden)]
+pub use inventory;
+
+/// The version of this contract, `major.minor.patch`.
+pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Registers a [`Strategy`] type in this plugin.
+#[macro_export]
+macro_rules! register_strategy {
+    ($t:ty) => {
+        $crate::inventory::submit! {
+            $crate::Registration::Strategy($crate::component::strategy_decl::<$t>)
+        }
+    };
+}
+
+/// Registers a [`Model`] type in this plugin.
+#[macro_export]
+macro_rules! register_model {
+    ($t:ty) => {
+        $crate::inventory::submit! {
+            $crate::Registration::Model($crate::component::model_decl::<$t>)
+        }
+    };
+}
+
+/// Registers a [`Dataset`] type in this plugin.
+#[macro_export]
+macro_rules! register_dataset {
+    ($t:ty) => {
+        $crate::inventory::submit! {
+            $crate::Registration::Dataset($crate::component::dataset_decl::<$t>)
+        }
+    };
+}
+
+/// Exports the plugin's root module, listing everything registered in the crate. Call it once,
+/// at the crate root.
+#[macro_export]
+macro_rules! export_plugin {
+    () => {
+        // The symbol name abi_stable's loader looks for (checked by a test in pn-plugin-api).
+        #[no_mangle]
+        #[allow(non_upper_case_globals)]
+        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::abi_stable::library::LibHeader = {
+            extern "C" fn pn_root_module() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader(
+                    $crate::component::root_module,
+                )
+            }
+            // SAFETY: the constructor returns the root module of type `PluginRef`.
+            unsafe {
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::abi::PluginRef>(
+                    pn_root_module,
+                    $crate::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn export_symbol_matches_abi_stable() {
+        assert_eq!(
+            abi_stable::library::ROOT_MODULE_LOADER_NAME,
+            "_1as_0lib_1header_0root_bmodule_bloader"
+        );
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        use crate::persistence::{PersistenceConfig, Preset};
+        struct P;
+        impl Preset for P {
+            const NAME: &'static str = "p";
+            const DESCRIPTION: &'static str = "";
+            const PARAMS: &'static [&'static str] = &["*"];
+        }
+        let err = crate::component::parse_config::<PersistenceConfig<P>>(r#"{"lambda": "big"}"#)
+            .err()
+            .unwrap();
+        assert!(err.contains("`lambda`"), "{err}");
+        let err = crate::component::parse_config::<PersistenceConfig<P>>(r#"{"lamda": 1.0}"#)
+            .err()
+            .unwrap();
+        assert!(err.contains("lamda"), "{err}");
+    }
+
+    #[test]
+    fn release_factor_falls_to_zero_over_the_last_part() {
+        use crate::persistence::release_factor;
+        let at = |step| crate::Progress {
+            phase: 1,
+            step,
+            steps_in_phase: 100,
+            epoch: 0,
+        };
+        assert_eq!(release_factor(at(0), 0.3), 1.0);
+        assert_eq!(release_factor(at(70), 0.3), 1.0);
+        assert!((release_factor(at(85), 0.3) - 0.5).abs() < 1e-9);
+        assert_eq!(release_factor(at(100), 0.3), 0.0);
+    }
+}

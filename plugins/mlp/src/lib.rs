@@ -1,0 +1,181 @@
+//! `mlp`: fully connected networks. Covers the persistent-neurons paper's three-layer net
+//! (`hidden = [h, h]`), LeNet-300-100 (`hidden = [300, 100]`), and the two-layer ReLU student
+//! `f(x) = Σ_i relu(w_iᵀx)` of teacher-student studies (`output = "sum"`, `bias = false`: no
+//! trained output layer). Parameters are named `layer{i}.weight` (`[in, out]`) and
+//! `layer{i}.bias`, so strategies can select layers by glob.
+
+use pn_plugin_api::{Component, Model, Ops, ParamSpec, Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Hidden-layer non-linearity.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// max(x, 0)
+    Relu,
+    /// tanh
+    Tanh,
+    /// logistic sigmoid
+    Sigmoid,
+}
+
+/// How the network produces its outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Output {
+    /// A trained linear layer to the data set's outputs.
+    Linear,
+    /// The sum of the last hidden layer's activations (one output, nothing trained after it).
+    Sum,
+}
+
+/// Initialisation scheme of weights (biases start at 0 except under `kaiming_uniform`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    /// Burn's and PyTorch's `Linear` default: U(−1/√fan_in, 1/√fan_in) for weights and biases.
+    KaimingUniform,
+    /// N(0, 2/(fan_in + fan_out)) (Glorot & Bengio, 2010).
+    XavierNormal,
+    /// N(0, `poor_std`²): a deliberately poor, small-variance start (the paper's "poor init").
+    Poor,
+}
+
+/// Network settings.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Widths of the hidden layers. Default `[10]`.
+    pub hidden: Vec<usize>,
+    /// Hidden non-linearity. Default `relu`.
+    pub activation: Activation,
+    /// `linear` or `sum`. Default `linear`.
+    pub output: Output,
+    /// Whether layers have biases. Default true.
+    pub bias: bool,
+    /// Weight initialisation. Default `kaiming_uniform`.
+    pub init: Init,
+    /// Standard deviation of the `poor` initialisation. Default 0.01.
+    pub poor_std: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            hidden: vec![10],
+            activation: Activation::Relu,
+            output: Output::Linear,
+            bias: true,
+            init: Init::KaimingUniform,
+            poor_std: 0.01,
+        }
+    }
+}
+
+/// A fully connected network.
+pub struct Mlp(Config);
+
+impl Component for Mlp {
+    const NAME: &'static str = "mlp";
+    const DESCRIPTION: &'static str =
+        "fully connected network (hidden widths, activation, linear or sum output)";
+    type Config = Config;
+    fn new(c: Config) -> Result<Self> {
+        if c.hidden.is_empty() && c.output == Output::Sum {
+            return Err("config field `hidden` must not be empty with output = \"sum\"".into());
+        }
+        if c.hidden.contains(&0) {
+            return Err("config field `hidden` must not contain 0".into());
+        }
+        if !(c.poor_std > 0.0) {
+            return Err(format!("config field `poor_std` must be > 0, got {}", c.poor_std).into());
+        }
+        Ok(Mlp(c))
+    }
+}
+
+impl Mlp {
+    fn layer(&self, i: usize, fan_in: usize, fan_out: usize) -> Vec<ParamSpec> {
+        let (w, b) = (format!("layer{i}.weight"), format!("layer{i}.bias"));
+        let weight = match self.0.init {
+            Init::KaimingUniform => {
+                let bound = 1.0 / (fan_in as f64).sqrt();
+                ParamSpec::uniform(&w, &[fan_in, fan_out], -bound, bound)
+            }
+            Init::XavierNormal => ParamSpec::normal(
+                &w,
+                &[fan_in, fan_out],
+                0.0,
+                (2.0 / (fan_in + fan_out) as f64).sqrt(),
+            ),
+            Init::Poor => ParamSpec::normal(&w, &[fan_in, fan_out], 0.0, self.0.poor_std),
+        };
+        let bias = match self.0.init {
+            Init::KaimingUniform => {
+                let bound = 1.0 / (fan_in as f64).sqrt();
+                ParamSpec::uniform(&b, &[fan_out], -bound, bound)
+            }
+            _ => ParamSpec::constant(&b, &[fan_out], 0.0),
+        };
+        if self.0.bias {
+            vec![weight, bias]
+        } else {
+            vec![weight]
+        }
+    }
+
+    fn activate<'a>(&self, x: Tensor<'a>) -> Tensor<'a> {
+        match self.0.activation {
+            Activation::Relu => x.relu(),
+            Activation::Tanh => x.tanh(),
+            Activation::Sigmoid => x.sigmoid(),
+        }
+    }
+}
+
+impl Model for Mlp {
+    fn parameters(&self, input_shape: &[usize], outputs: usize) -> Result<Vec<ParamSpec>> {
+        if self.0.output == Output::Sum && outputs != 1 {
+            return Err(format!(
+                "output = \"sum\" gives one output, but the data set has {outputs}"
+            )
+            .into());
+        }
+        let mut widths = vec![input_shape.iter().product::<usize>()];
+        widths.extend(&self.0.hidden);
+        if self.0.output == Output::Linear {
+            widths.push(outputs);
+        }
+        Ok(widths
+            .windows(2)
+            .enumerate()
+            .flat_map(|(i, w)| self.layer(i, w[0], w[1]))
+            .collect())
+    }
+
+    fn forward<'a>(
+        &self,
+        ops: Ops<'a>,
+        input: Tensor<'a>,
+        params: &[Tensor<'a>],
+        _train: bool,
+    ) -> Result<Tensor<'a>> {
+        let n = input.shape()[0] as i64;
+        let mut x = input.reshape(&[n, -1]);
+        let per_layer = if self.0.bias { 2 } else { 1 };
+        let layers: Vec<&[Tensor<'a>]> = params.chunks(per_layer).collect();
+        for (i, layer) in layers.iter().enumerate() {
+            x = ops.linear(x, layer[0], layer.get(1).copied());
+            if i + 1 < layers.len() || self.0.output == Output::Sum {
+                x = self.activate(x);
+            }
+        }
+        Ok(match self.0.output {
+            Output::Sum => x.sum_dim(1, true),
+            Output::Linear => x,
+        })
+    }
+}
+
+pn_plugin_api::register_model!(Mlp);
+pn_plugin_api::export_plugin!();
