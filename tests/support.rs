@@ -61,3 +61,78 @@ pub fn run_host(dir: &Path, args: &[&str]) -> Output {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
 }
+
+/// Builds an out-of-workspace plugin crate (an example or a fixture) in a temporary copy, after
+/// `edit` has changed its sources (path -> content), against the pn-plugin-api at `api_dir`.
+/// Returns the built `.so`. Builds share `target/external-plugins`, so dependencies compile once.
+pub fn build_external(
+    crate_dir: &Path,
+    api_dir: &Path,
+    edit: impl Fn(&Path, String) -> String,
+) -> (tempfile::TempDir, PathBuf) {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(crate_dir, tmp.path(), &edit);
+    let manifest = tmp.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    let api = api_dir.display().to_string();
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("pn-plugin-api") {
+                format!("pn-plugin-api = {{ path = {api:?} }}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&manifest, text).expect("manifest written");
+    // Same dependency versions as the workspace, so nothing new is resolved or compiled.
+    std::fs::copy(root().join("Cargo.lock"), tmp.path().join("Cargo.lock")).expect("lock copied");
+    let target = root().join("target").join("external-plugins");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(tmp.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["build", "--release", "--quiet"])
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "building {} failed:\n{}",
+        crate_dir.display(),
+        stderr(&out)
+    );
+    let name = crate_dir
+        .file_name()
+        .expect("crate name")
+        .to_string_lossy()
+        .to_string();
+    let built = target.join("release").join(format!("lib{name}.so"));
+    // Copy the library out: the next build of the same crate overwrites the shared target.
+    let so = tmp.path().join(format!("{name}.so"));
+    std::fs::copy(&built, &so).expect("library copied");
+    (tmp, so)
+}
+
+fn copy_dir(from: &Path, to: &Path, edit: &dyn Fn(&Path, String) -> String) {
+    std::fs::create_dir_all(to).expect("dir");
+    for entry in std::fs::read_dir(from).expect("readable").flatten() {
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            if entry.file_name() != "target" {
+                copy_dir(&src, &dst, edit);
+            }
+        } else {
+            let rel = src.strip_prefix(from).unwrap_or(&src).to_path_buf();
+            match std::fs::read_to_string(&src) {
+                Ok(text) => std::fs::write(&dst, edit(&rel, text)).expect("write"),
+                Err(_) => {
+                    std::fs::copy(&src, &dst).expect("copy");
+                }
+            }
+        }
+    }
+}

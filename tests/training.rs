@@ -1,36 +1,61 @@
-//! Training through the plugin boundary: the loss falls, phases start where they should.
+//! Training through the plugin boundary: the loss falls, phases start where the strategy says,
+//! runs are deterministic, and plugin failures end the run with a message.
 
-use pn_host::device::parse_device;
-use pn_host::engine::{self, Silent, Status, TrainConfig};
+use std::sync::{Arc, Mutex};
+
+use pn_host::data::Data;
+use pn_host::device::{parse_device, Device};
+use pn_host::engine::{self, Outcome, Silent, Status, TrainConfig};
 use pn_host::job::{load_data, ComponentRef};
+use pn_host::registry::Registry;
+use pn_plugin_api::abi::StrategyBox;
+use pn_plugin_api::component::strategy_box;
+use pn_plugin_api::{Component, Ops, PhaseStart, Result, Strategy};
 use serde_json::json;
 
-#[test]
-fn a_few_epochs_reduce_the_loss() {
-    let registry = pn_tests::registry(&["baseline", "mlp", "teacher_student"]);
+fn setup() -> (Registry, Device, Data) {
+    let registry = pn_tests::registry(&[
+        "baseline",
+        "reinit",
+        "full_persistent",
+        "mlp",
+        "teacher_student",
+    ]);
     let device = parse_device("cpu").unwrap();
-    let data = load_data(
-        &registry,
-        &ComponentRef {
-            name: "teacher_student".into(),
-            config: json!({"train": 400, "valid": 100}),
-        },
-        &device,
-    )
-    .unwrap();
+    let dataset = ComponentRef {
+        name: "teacher_student".into(),
+        config: json!({"d": 6, "k": 6, "train": 400, "valid": 100}),
+    };
+    let data = load_data(&registry, &dataset, &device).unwrap();
+    (registry, device, data)
+}
+
+fn train(
+    registry: &Registry,
+    strategy: &mut StrategyBox,
+    data: &Data,
+    device: &Device,
+    epochs: u32,
+) -> Outcome {
     let (model, _) = registry
         .model(
             "mlp",
-            &json!({"hidden": [10], "output": "sum", "bias": false}),
+            &json!({"hidden": [6], "output": "sum", "bias": false}),
         )
         .unwrap();
-    let (mut strategy, _) = registry.strategy("baseline", &json!({})).unwrap();
     let cfg = TrainConfig {
-        epochs: 5,
+        epochs,
         batch_size: 100,
         ..TrainConfig::default()
     };
-    let outcome = engine::run(&mut strategy, &model, &data, &cfg, 0, &device, &mut Silent);
+    engine::run(strategy, &model, data, &cfg, 3, device, &mut Silent)
+}
+
+#[test]
+fn a_few_epochs_reduce_the_loss() {
+    let (registry, device, data) = setup();
+    let (mut strategy, _) = registry.strategy("baseline", &json!({})).unwrap();
+    let outcome = train(&registry, &mut strategy, &data, &device, 5);
     assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
     let epochs = &outcome.phases[0].epochs;
     assert!(
@@ -38,4 +63,133 @@ fn a_few_epochs_reduce_the_loss() {
         "{epochs:?}"
     );
     assert_eq!(outcome.steps, 20);
+    assert_eq!(outcome.examples, 2000);
+}
+
+#[test]
+fn runs_are_deterministic_for_a_seed() {
+    let (registry, device, data) = setup();
+    let run = || {
+        let (mut strategy, _) = registry
+            .strategy("full_persistent", &json!({"phases": 2}))
+            .unwrap();
+        train(&registry, &mut strategy, &data, &device, 3)
+    };
+    let (a, b) = (run(), run());
+    let losses = |o: &Outcome| -> Vec<(f64, f64)> { o.phases.iter().flat_map(|p| p.epochs.iter().map(|e| (e.train_loss, e.valid_loss))).collect() };
+    assert_eq!(losses(&a), losses(&b));
+    assert_eq!(a.result_values, b.result_values);
+}
+
+/// Records the parameters at the start of every phase.
+struct Recorder {
+    start: PhaseStart,
+    seen: Arc<Mutex<Vec<Vec<f32>>>>,
+}
+
+impl Component for Recorder {
+    const NAME: &'static str = "recorder";
+    const DESCRIPTION: &'static str = "records phase starts";
+    type Config = ();
+    fn new(_: ()) -> Result<Self> {
+        unreachable!("built directly by the test")
+    }
+}
+
+impl Strategy for Recorder {
+    fn phases(&self) -> u32 {
+        3
+    }
+    fn phase_start(&self, _phase: u32) -> PhaseStart {
+        self.start
+    }
+    fn begin_phase(&mut self, ops: Ops<'_>, _phase: u32) -> Result<()> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(ops.param_group(&["*"]).to_vec());
+        Ok(())
+    }
+}
+
+fn phase_starts(start: PhaseStart) -> Vec<Vec<f32>> {
+    let (registry, device, data) = setup();
+    let seen = Arc::new(Mutex::new(vec![]));
+    let mut strategy = strategy_box(Recorder {
+        start,
+        seen: seen.clone(),
+    });
+    let outcome = train(&registry, &mut strategy, &data, &device, 2);
+    assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
+    let seen = seen.lock().unwrap().clone();
+    seen
+}
+
+#[test]
+fn same_init_phases_start_from_exactly_theta0() {
+    let starts = phase_starts(PhaseStart::SameInit);
+    assert_eq!(starts.len(), 3);
+    assert_eq!(starts[1], starts[0]);
+    assert_eq!(starts[2], starts[0]);
+}
+
+#[test]
+fn fresh_and_continued_phases_do_not() {
+    let fresh = phase_starts(PhaseStart::FreshInit);
+    assert_ne!(fresh[1], fresh[0]);
+    assert_ne!(fresh[2], fresh[1]);
+    let continued = phase_starts(PhaseStart::Continue);
+    assert_ne!(continued[1], continued[0]);
+}
+
+#[test]
+fn full_persistent_restarts_from_theta0_and_keeps_its_anchors() {
+    let (registry, device, data) = setup();
+    let (mut strategy, _) = registry.strategy("full_persistent", &json!({})).unwrap();
+    assert_eq!(strategy.phase_start(1).unwrap(), PhaseStart::SameInit);
+    assert_eq!(strategy.phase_start(2).unwrap(), PhaseStart::SameInit);
+    let outcome = train(&registry, &mut strategy, &data, &device, 2);
+    assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
+    let kept: Vec<&str> = outcome.kept.iter().map(|(n, _, _)| n.as_str()).collect();
+    for name in ["theta0", "anchor1", "anchor2", "anchor3"] {
+        assert!(kept.contains(&name), "{kept:?}");
+    }
+    let theta0 = &outcome
+        .kept
+        .iter()
+        .find(|(n, _, _)| n == "theta0")
+        .unwrap()
+        .2;
+    let fresh = pn_host::params::initial_values(
+        &registry
+            .model(
+                "mlp",
+                &json!({"hidden": [6], "output": "sum", "bias": false}),
+            )
+            .unwrap()
+            .0
+            .parameters(abi_stable::std_types::RSlice::from_slice(&[6]), 1)
+            .unwrap(),
+        3,
+    )
+    .unwrap();
+    assert_eq!(theta0, &fresh.concat(), "θ0 is the seed's initialisation");
+    // Phase 2 left the first solution: its anchor differs from anchor 1.
+    let anchor = |name: &str| &outcome.kept.iter().find(|(n, _, _)| n == name).unwrap().2;
+    assert_ne!(anchor("anchor1"), anchor("anchor2"));
+}
+
+#[test]
+fn reinit_selects_the_phase_with_the_lowest_validation_loss() {
+    let (registry, device, data) = setup();
+    let (mut strategy, _) = registry.strategy("reinit", &json!({"phases": 3})).unwrap();
+    let outcome = train(&registry, &mut strategy, &data, &device, 2);
+    let best = (0..3)
+        .min_by(|&a, &b| {
+            outcome.phases[a]
+                .final_valid_loss
+                .total_cmp(&outcome.phases[b].final_valid_loss)
+        })
+        .unwrap();
+    assert_eq!(outcome.selected_phase, Some(best as u32));
 }

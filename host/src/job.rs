@@ -105,22 +105,23 @@ pub fn apply_set(config: &mut RunConfig, assignment: &str) -> Result<(), String>
     let (section, key) = path
         .split_once('.')
         .ok_or_else(|| format!("--set `{assignment}`: expected section.key=value"))?;
-    let target =
-        match section {
-            "strategy" => &mut config.strategy.config,
-            "model" => &mut config.model.config,
-            "dataset" => &mut config.dataset.config,
-            "train" => {
-                let mut train = serde_json::to_value(&config.train).map_err(|e| e.to_string())?;
-                train = merge_config(&train, &serde_json::json!({ key: value }), "train")?;
-                config.train =
-                    serde_json::from_value(train).map_err(|e| format!("--set {path}: {e}"))?;
-                return Ok(());
-            }
-            other => return Err(format!(
+    let target = match section {
+        "strategy" => &mut config.strategy.config,
+        "model" => &mut config.model.config,
+        "dataset" => &mut config.dataset.config,
+        "train" => {
+            let mut train = serde_json::to_value(&config.train).map_err(|e| e.to_string())?;
+            train = merge_config(&train, &serde_json::json!({ key: value }), "train")?;
+            config.train =
+                serde_json::from_value(train).map_err(|e| format!("--set {path}: {e}"))?;
+            return Ok(());
+        }
+        other => {
+            return Err(format!(
                 "--set `{assignment}`: unknown section `{other}` (strategy, model, dataset, train)"
-            )),
-        };
+            ))
+        }
+    };
     if !target.is_object() {
         *target = Value::Object(Default::default());
     }
@@ -447,11 +448,25 @@ pub fn format_table(rows: &[Row], target: Option<f64>) -> String {
     out
 }
 
-/// Where results of a job go: `<out>/<label>-<unix seconds>`.
-pub fn job_dir(out: &Path, label: &str) -> PathBuf {
+/// Creates a new folder for a job's results: `<out>/<label>-<unix seconds>[-N]`.
+pub fn job_dir(out: &Path, label: &str) -> Result<PathBuf, String> {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    out.join(format!("{label}-{secs}"))
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let mut n = 1;
+    loop {
+        let name = if n == 1 {
+            format!("{label}-{secs}")
+        } else {
+            format!("{label}-{secs}-{n}")
+        };
+        let dir = out.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+        }
+    }
 }

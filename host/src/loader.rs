@@ -99,7 +99,9 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
         path: path.to_path_buf(),
         reason,
     };
-    let header = lib_header_from_path(path).map_err(|e| match e {
+    // dlopen searches the library path for a name without a slash: always pass a full path.
+    let full = path.canonicalize().map_err(|e| other(e.to_string()))?;
+    let header = lib_header_from_path(&full).map_err(|e| match e {
         LibraryError::OpenError { err, .. } => LoadError::NotLibrary {
             path: path.to_path_buf(),
             reason: first_line(err)

@@ -47,7 +47,7 @@ struct Global {
 #[derive(Args)]
 struct CompareArgs {
     /// Seeds per strategy in the comparison.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 10)]
     seeds: u64,
     /// Where results are written.
     #[arg(long, default_value = "runs")]
@@ -157,6 +157,14 @@ impl Observer for Bar {
     }
 }
 
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Completed => "completed",
+        Status::Diverged => "diverged",
+        Status::Failed => "failed",
+    }
+}
+
 fn finish(bar: Bar, record: &RunRecord) -> String {
     bar.bar.finish_and_clear();
     match (&record.status, &record.final_metrics) {
@@ -172,12 +180,11 @@ fn finish(bar: Bar, record: &RunRecord) -> String {
             record.wall_time_s
         ),
         (status, _) => format!(
-            "{}: {:?}: {}",
+            "{}: {}: {}",
             bar.label,
-            status,
+            status_name(*status),
             record.message.as_deref().unwrap_or("")
-        )
-        .to_lowercase(),
+        ),
     }
 }
 
@@ -227,7 +234,7 @@ fn compare(registry: &Registry, global: &Global, args: &CompareArgs) -> Result<b
     let workload = job::default_workload();
     let device = pn_host::device::parse_device(&global.device)?;
     let data = job::load_data(registry, &workload.dataset, &device)?;
-    let dir = job::job_dir(&args.out, "compare");
+    let dir = job::job_dir(&args.out, "compare")?;
     if !global.quiet {
         eprintln!(
             "comparing {} on {} + {} ({} seeds) -> {}",
@@ -298,7 +305,7 @@ fn run(registry: &Registry, global: &Global, args: &RunArgs) -> Result<bool, Str
     config.train.validate()?;
     let device = pn_host::device::parse_device(&global.device)?;
     let data = job::load_data(registry, &config.dataset, &device)?;
-    let dir = job::job_dir(&args.out, "run");
+    let dir = job::job_dir(&args.out, "run")?;
     let record = execute_and_save(registry, &config, &data, global, &dir)?;
     println!(
         "{}",

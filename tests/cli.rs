@@ -1,0 +1,289 @@
+//! The `pn-host` command line as a user meets it: the main job, and every user error reported
+//! on one line with a non-zero exit and no panic trace.
+
+use std::path::Path;
+
+use pn_tests::{plugin, root, run_host, stderr};
+
+/// Asserts a failed command printed exactly one line, containing `needle`.
+fn assert_one_line_error(out: &std::process::Output, needle: &str) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "expected failure, stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got:\n{err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(lines[0].contains(needle), "expected `{needle}` in: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+}
+
+fn workspace_plugin_dir() -> String {
+    root().join("plugins").display().to_string()
+}
+
+#[test]
+fn plugin_alone_runs_the_comparison_against_baseline() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = run_host(
+        &root(),
+        &[
+            "--plugin",
+            "plugins/partial_persistent.so",
+            "--seeds",
+            "1",
+            "--quiet",
+            "--out",
+            &out_dir.path().display().to_string(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout.contains("baseline") && stdout.contains("partial_persistent"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("reinit"),
+        "only the given plugin's strategies run: {stdout}"
+    );
+    let job = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(job.join("partial_persistent-mlp-teacher_student-seed0/run.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["status"], "completed");
+    assert_eq!(record["phases"].as_array().unwrap().len(), 3);
+    assert_eq!(record["plugins"][0]["sha256"].as_str().unwrap().len(), 64);
+    assert!(job
+        .join("partial_persistent-mlp-teacher_student-seed0/kept.safetensors")
+        .is_file());
+    assert!(job.join("summary.txt").is_file());
+}
+
+#[test]
+fn plugins_check_reports_what_a_file_provides() {
+    let out = run_host(
+        &root(),
+        &["plugins", "check", &plugin("mlp").display().to_string()],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        stdout.contains("model") && stdout.contains("mlp") && stdout.contains("pn-plugin-api 0.1"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn missing_path_directory_and_non_libraries_are_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().display().to_string();
+    let out = run_host(tmp.path(), &["plugins", "check", "nope.so"]);
+    assert_one_line_error(&out, "plugin file not found: nope.so");
+    let out = run_host(tmp.path(), &["plugins", "check", &dir]);
+    assert_one_line_error(&out, "is a directory");
+    std::fs::write(tmp.path().join("fake.so"), "not a library").unwrap();
+    let out = run_host(tmp.path(), &["plugins", "check", "fake.so"]);
+    assert_one_line_error(&out, "fake.so is not a shared library");
+}
+
+#[test]
+fn a_shared_library_that_is_not_a_plugin_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("lib.c"),
+        "int answer(void) { return 42; }\n",
+    )
+    .unwrap();
+    let status = std::process::Command::new("cc")
+        .current_dir(tmp.path())
+        .args(["-shared", "-fPIC", "-o", "libanswer.so", "lib.c"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = run_host(tmp.path(), &["plugins", "check", "libanswer.so"]);
+    assert_one_line_error(&out, "not a pn plugin");
+}
+
+#[test]
+fn two_plugins_with_the_same_component_name_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(plugin("baseline"), tmp.path().join("baseline_copy.so")).unwrap();
+    let out = run_host(
+        tmp.path(),
+        &[
+            "--plugin",
+            &plugin("baseline").display().to_string(),
+            "--plugin",
+            "baseline_copy.so",
+            "plugins",
+            "list",
+        ],
+    );
+    assert_one_line_error(&out, "strategy `baseline` is provided by both");
+}
+
+#[test]
+fn unknown_names_and_bad_config_values_are_one_line_errors() {
+    let dir = workspace_plugin_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--plugin-dir", &dir, "run", "--out", &out_dir];
+        args.extend_from_slice(extra);
+        run_host(tmp.path(), &args)
+    };
+    assert_one_line_error(
+        &run(&["--strategy", "fancy"]),
+        "unknown strategy `fancy`; available:",
+    );
+    assert_one_line_error(
+        &run(&["--model", "resnet9000"]),
+        "unknown model `resnet9000`",
+    );
+    assert_one_line_error(
+        &run(&["--dataset", "imagenet"]),
+        "unknown data set `imagenet`",
+    );
+    assert_one_line_error(
+        &run(&[
+            "--strategy",
+            "full_persistent",
+            "--set",
+            "strategy.lambda=\"big\"",
+        ]),
+        "config field `lambda`: invalid type: string \"big\", expected f64",
+    );
+    assert_one_line_error(
+        &run(&[
+            "--strategy",
+            "full_persistent",
+            "--set",
+            "strategy.lamda=1.0",
+        ]),
+        "unknown config key `lamda` for strategy `full_persistent`",
+    );
+    assert_one_line_error(
+        &run(&[
+            "--strategy",
+            "full_persistent",
+            "--set",
+            "strategy.lambda=-1.0",
+        ]),
+        "`lambda` must be > 0",
+    );
+}
+
+#[test]
+fn a_config_file_typo_names_the_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("run.toml");
+    std::fs::write(
+        &file,
+        "seed = 1\n[strategy]\nname = \"baseline\"\n[modle]\nname = \"mlp\"\n",
+    )
+    .unwrap();
+    let out = run_host(
+        tmp.path(),
+        &[
+            "--plugin-dir",
+            &workspace_plugin_dir(),
+            "run",
+            "--config",
+            "run.toml",
+        ],
+    );
+    assert_one_line_error(&out, "run.toml, line 4: unknown field `modle`");
+}
+
+#[test]
+fn a_diverging_run_ends_with_a_message_and_its_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "--plugin-dir",
+        &workspace_plugin_dir(),
+        "--quiet",
+        "run",
+        "--out",
+        "out",
+        "--set",
+        "train.optimizer=\"sgd\"",
+        "--set",
+        "train.lr=1e6",
+        "--set",
+        "train.epochs=3",
+    ];
+    let out = run_host(tmp.path(), &args);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("diverged") && err.contains("smaller learning rate"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let job = std::fs::read_dir(tmp.path().join("out"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let record =
+        std::fs::read_to_string(job.join("baseline-mlp-teacher_student-seed0/run.json")).unwrap();
+    assert!(record.contains("\"status\": \"diverged\""), "{record}");
+}
+
+#[test]
+fn a_missing_or_corrupt_mnist_directory_is_a_one_line_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    let run = |dir: &Path| {
+        let set = format!("dataset.dir={:?}", dir.display().to_string());
+        run_host(
+            tmp.path(),
+            &[
+                "--plugin-dir",
+                &workspace_plugin_dir(),
+                "run",
+                "--dataset",
+                "mnist",
+                "--set",
+                &set,
+                "--set",
+                "dataset.split_test=2",
+                "--set",
+                "model.output=\"linear\"",
+                "--out",
+                "out",
+            ],
+        )
+    };
+    assert_one_line_error(&run(&tmp.path().join("absent")), "data directory not found");
+    assert_one_line_error(&run(&data), "missing");
+    // Header says 3 images of 2x2, but only 11 bytes of pixels follow.
+    let mut images = vec![0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2];
+    images.extend([0u8; 11]);
+    std::fs::write(data.join("t10k-images-idx3-ubyte"), &images).unwrap();
+    std::fs::write(
+        data.join("t10k-labels-idx1-ubyte"),
+        [0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3],
+    )
+    .unwrap();
+    assert_one_line_error(&run(&data), "truncated file");
+    images.push(0);
+    std::fs::write(data.join("t10k-images-idx3-ubyte"), &images).unwrap();
+    let out = run(&data);
+    assert!(
+        out.status.success(),
+        "a well-formed tiny MNIST trains: {}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,153 @@
+//! Plugins built outside the workspace, as a third party would: the example strategy loads
+//! into the already-built pn-host and its formula decides the result; a plugin built against
+//! another pn-plugin-api version is refused by name; a plugin that panics or misuses tensor
+//! operations fails its run with a message instead of killing the process.
+
+use std::path::Path;
+
+use pn_tests::{build_external, plugin, root, run_host, stderr};
+
+fn api() -> std::path::PathBuf {
+    root().join("plugin-api")
+}
+
+/// Runs `strategy` from `so` on a short teacher-student workload; returns the record.
+fn run_strategy(dir: &Path, so: &Path, strategy: &str) -> serde_json::Value {
+    let plugins = root().join("plugins").display().to_string();
+    let args = [
+        "--plugin",
+        &so.display().to_string(),
+        "--plugin-dir",
+        &plugins,
+        "--quiet",
+        "run",
+        "--strategy",
+        strategy,
+        "--set",
+        "train.epochs=20",
+        "--set",
+        "dataset.train=400",
+        "--out",
+        "out",
+    ];
+    let out = run_host(dir, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job = std::fs::read_dir(dir.join("out"))
+        .unwrap()
+        .flatten()
+        .max_by_key(|e| e.file_name())
+        .unwrap()
+        .path();
+    let run = std::fs::read_dir(&job)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn example_plugin_loads_and_its_formula_decides_the_result() {
+    let example = root().join("examples").join("cauchy_repulsion");
+    let (dir, so) = build_external(&example, &api(), |_, text| text);
+    let record = run_strategy(dir.path(), &so, "cauchy_repulsion");
+    assert_eq!(record["status"], "completed");
+    assert_eq!(record["phases"].as_array().unwrap().len(), 3);
+
+    // The same plugin with a different kernel: the host is unchanged, the result is not.
+    let (dir2, so2) = build_external(&example, &api(), |_, text| {
+        text.replace("(d2 / s2 + 1.0).recip()", "(d2 / s2 + 1.0).recip().sqrt()")
+    });
+    let changed = run_strategy(dir2.path(), &so2, "cauchy_repulsion");
+    let loss = |r: &serde_json::Value| r["phases"][1]["final_train_loss"].as_f64().unwrap();
+    assert_eq!(
+        record["phases"][0]["final_train_loss"], changed["phases"][0]["final_train_loss"],
+        "phase 1 has no penalty"
+    );
+    assert_ne!(
+        loss(&record),
+        loss(&changed),
+        "phase 2 follows the plugin's formula"
+    );
+}
+
+#[test]
+fn a_plugin_built_against_another_api_version_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api_copy = tmp.path().join("plugin-api");
+    std::fs::create_dir_all(api_copy.join("src")).unwrap();
+    for file in std::fs::read_dir(api().join("src")).unwrap().flatten() {
+        std::fs::copy(file.path(), api_copy.join("src").join(file.file_name())).unwrap();
+    }
+    let manifest = std::fs::read_to_string(api().join("Cargo.toml")).unwrap();
+    let manifest = manifest
+        .replace("version.workspace = true", "version = \"0.2.0\"")
+        .replace("edition.workspace = true", "edition = \"2021\"")
+        .replace("license.workspace = true", "")
+        .replace("abi_stable.workspace = true", "abi_stable = \"0.11\"")
+        .replace("inventory.workspace = true", "inventory = \"0.3\"")
+        .replace(
+            "serde.workspace = true",
+            "serde = { version = \"1\", features = [\"derive\"] }",
+        )
+        .replace("serde_json.workspace = true", "serde_json = \"1\"");
+    std::fs::write(api_copy.join("Cargo.toml"), manifest).unwrap();
+    let (_dir, so) = build_external(
+        &root().join("examples").join("cauchy_repulsion"),
+        &api_copy,
+        |_, text| text,
+    );
+    let out = run_host(tmp.path(), &["plugins", "check", &so.display().to_string()]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("built against pn-plugin-api 0.2.0, but this pn-host uses 0.1.0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn failures_inside_plugins_fail_the_run_not_the_process() {
+    let fixture = root().join("tests").join("fixtures").join("faulty_plugin");
+    let (dir, so) = build_external(&fixture, &api(), |_, text| text);
+    let plugins = root().join("plugins").display().to_string();
+    for (fail, message) in [
+        (
+            "panic",
+            "faulty panicked in objective: faulty strategy exploded",
+        ),
+        ("bad_shapes", "tensor operation `matmul` failed"),
+        ("error", "faulty: faulty strategy refused"),
+    ] {
+        let set = format!("strategy.fail={fail:?}");
+        let args = [
+            "--plugin",
+            &so.display().to_string(),
+            "--plugin-dir",
+            &plugins,
+            "run",
+            "--strategy",
+            "faulty",
+            "--set",
+            &set,
+            "--set",
+            "train.epochs=1",
+            "--out",
+            "out",
+        ];
+        let out = run_host(dir.path(), &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{fail}: {err}");
+        assert!(err.contains(message), "{fail}: {err}");
+        assert!(!err.contains("RUST_BACKTRACE"), "{fail}: {err}");
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error")).count(),
+            1,
+            "{fail}: {err}"
+        );
+    }
+    // The healthy plugins of the same host still load and run afterwards.
+    assert!(plugin("baseline").is_file());
+}
