@@ -76,7 +76,12 @@ fn runs_are_deterministic_for_a_seed() {
         train(&registry, &mut strategy, &data, &device, 3)
     };
     let (a, b) = (run(), run());
-    let losses = |o: &Outcome| -> Vec<(f64, f64)> { o.phases.iter().flat_map(|p| p.epochs.iter().map(|e| (e.train_loss, e.valid_loss))).collect() };
+    let losses = |o: &Outcome| -> Vec<(f64, f64)> {
+        o.phases
+            .iter()
+            .flat_map(|p| p.epochs.iter().map(|e| (e.train_loss, e.valid_loss)))
+            .collect()
+    };
     assert_eq!(losses(&a), losses(&b));
     assert_eq!(a.result_values, b.result_values);
 }

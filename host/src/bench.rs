@@ -12,7 +12,7 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use pn_plugin_api::abi::StrategyBox;
+use pn_plugin_api::abi::{ModelBox, StrategyBox};
 use pn_plugin_api::{DataSplit, DataSplits, LossKind, Progress};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -111,19 +111,31 @@ fn synthetic(case: &Case, device: &Device) -> Result<Data, String> {
     )
 }
 
-fn time_steps(steps: usize, mut step: impl FnMut()) -> f64 {
-    for _ in 0..steps / 4 + 3 {
-        step();
-    }
-    (0..3)
-        .map(|_| {
-            let t = Instant::now();
+/// A closure that takes one training step.
+type Stepper<'a> = Box<dyn FnMut() -> Result<(), String> + 'a>;
+
+/// Milliseconds per step of each stepper: blocks of `steps` steps, taken in turns over several
+/// rounds so that warm-up and machine noise hit every stepper alike; the best block counts.
+fn measure(
+    steppers: &mut [Stepper<'_>],
+    steps: usize,
+    device: &Device,
+) -> Result<Vec<f64>, String> {
+    let mut best = vec![f64::INFINITY; steppers.len()];
+    for round in 0..6 {
+        for (i, step) in steppers.iter_mut().enumerate() {
+            let start = Instant::now();
             for _ in 0..steps {
-                step();
+                step()?;
             }
-            t.elapsed().as_secs_f64() * 1000.0 / steps as f64
-        })
-        .fold(f64::INFINITY, f64::min)
+            B::sync(device).map_err(|e| format!("{e:?}"))?;
+            let ms = start.elapsed().as_secs_f64() * 1000.0 / steps as f64;
+            if round > 0 {
+                best[i] = best[i].min(ms);
+            }
+        }
+    }
+    Ok(best)
 }
 
 fn batch(data: &Data, size: usize, device: &Device) -> (crate::dyn_tensor::DynTensor, Targets) {
@@ -134,24 +146,27 @@ fn batch(data: &Data, size: usize, device: &Device) -> (crate::dyn_tensor::DynTe
     ))
 }
 
-fn plugin_step_ms(
+fn model_config(case: &Case) -> serde_json::Value {
+    json!({ "hidden": case.hidden, "output": case.output, "bias": case.output != "sum" })
+}
+
+/// Steps through the plugin boundary with `strategy` (in its second phase when it has more
+/// than one, so that a persistence penalty is active).
+fn plugin_stepper<'a>(
     registry: &Registry,
+    model: &'a ModelBox,
     case: &Case,
-    data: &Data,
+    data: &'a Data,
     strategy: &str,
-    steps: usize,
     device: &Device,
-) -> Result<f64, String> {
-    let model_cfg =
-        json!({ "hidden": case.hidden, "output": case.output, "bias": case.output != "sum" });
-    let (model, _) = registry.model("mlp", &model_cfg)?;
+) -> Result<Stepper<'a>, String> {
     let overrides = if strategy == "baseline" {
         json!({})
     } else {
         json!({ "sigma": 1.0 })
     };
     let (mut strategy, _): (StrategyBox, _) = registry.strategy(strategy, &overrides)?;
-    let trainer = Trainer::new(&model, data, device)?;
+    let trainer = Trainer::new(model, data, device)?;
     let mut module = Some(ParamStore::new(
         &trainer.specs,
         &initial_values(&trainer.specs, 0)?,
@@ -159,7 +174,6 @@ fn plugin_step_ms(
     )?);
     let cfg = TrainConfig::default();
     let mut optim = Optim::new(&cfg);
-    // Put multi-phase strategies in their second phase, with one anchor.
     let phases = strategy.phases().into_result().map_err(|e| e.to_string())?;
     let mut phase = 0;
     if phases > 1 {
@@ -186,33 +200,26 @@ fn plugin_step_ms(
         phase = 1;
     }
     let (x, y) = batch(data, case.batch, device);
-    let mut failure = None;
-    let ms = time_steps(steps, || {
+    Ok(Box::new(move || {
         let progress = Progress {
             phase,
             step: 0,
             steps_in_phase: 1 << 40,
             epoch: 0,
         };
-        let m = module.take().expect("module present between steps");
-        match trainer.step(
-            m.clone(),
+        let m = module.take().ok_or("an earlier step failed")?;
+        let (next, _, _) = trainer.step(
+            m,
             &mut optim,
             &mut strategy,
             x.clone(),
             &y,
             progress,
             cfg.lr,
-        ) {
-            Ok((next, _, _)) => module = Some(next),
-            Err(e) => {
-                failure.get_or_insert(e);
-                module = Some(m);
-            }
-        }
-    });
-    B::sync(device).map_err(|e| format!("{e:?}"))?;
-    failure.map_or(Ok(ms), Err)
+        )?;
+        module = Some(next);
+        Ok(())
+    }))
 }
 
 /// The same MLP written directly with Burn modules.
@@ -221,7 +228,7 @@ struct DirectMlp<B: Backend> {
     layers: Vec<Linear<B>>,
 }
 
-fn direct_step_ms(case: &Case, data: &Data, steps: usize, device: &Device) -> Result<f64, String> {
+fn direct_stepper<'a>(case: &Case, data: &'a Data, device: &Device) -> Stepper<'a> {
     let sum_output = case.output == "sum";
     let mut widths = vec![case.inputs];
     widths.extend(&case.hidden);
@@ -240,8 +247,8 @@ fn direct_step_ms(case: &Case, data: &Data, steps: usize, device: &Device) -> Re
     let mut optim = AdamConfig::new().init::<B, DirectMlp<B>>();
     let (x, y) = batch(data, case.batch, device);
     let x = x.into_rank::<2>();
-    let ms = time_steps(steps, || {
-        let m = model.take().expect("model present between steps");
+    Box::new(move || {
+        let m = model.take().ok_or("an earlier step failed")?;
         let mut h = x.clone();
         let last = m.layers.len() - 1;
         for (i, layer) in m.layers.iter().enumerate() {
@@ -256,9 +263,8 @@ fn direct_step_ms(case: &Case, data: &Data, steps: usize, device: &Device) -> Re
         let loss = task_loss(h, &y);
         let grads = GradientsParams::from_grads::<B, _>(loss.backward(), &m);
         model = Some(optim.step(0.01, m, grads));
-    });
-    B::sync(device).map_err(|e| format!("{e:?}"))?;
-    Ok(ms)
+        Ok(())
+    })
 }
 
 /// Benchmarks every case with `steps` timed steps per block.
@@ -271,19 +277,22 @@ pub fn run(
         .into_iter()
         .map(|case| {
             let data = synthetic(&case, device)?;
-            let figures = Figures {
-                plugin_baseline: plugin_step_ms(registry, &case, &data, "baseline", steps, device)?,
-                plugin_persistent: plugin_step_ms(
-                    registry,
-                    &case,
-                    &data,
-                    "full_persistent",
-                    steps,
-                    device,
-                )?,
-                direct: direct_step_ms(&case, &data, steps, device)?,
-            };
-            Ok((case.name.to_string(), figures))
+            let (model_a, _) = registry.model("mlp", &model_config(&case))?;
+            let (model_b, _) = registry.model("mlp", &model_config(&case))?;
+            let mut steppers = vec![
+                direct_stepper(&case, &data, device),
+                plugin_stepper(registry, &model_a, &case, &data, "baseline", device)?,
+                plugin_stepper(registry, &model_b, &case, &data, "full_persistent", device)?,
+            ];
+            let ms = measure(&mut steppers, steps, device)?;
+            Ok((
+                case.name.to_string(),
+                Figures {
+                    direct: ms[0],
+                    plugin_baseline: ms[1],
+                    plugin_persistent: ms[2],
+                },
+            ))
         })
         .collect()
 }

@@ -331,7 +331,10 @@ impl<'a> Trainer<'a> {
                 self.data.outputs
             ));
         }
-        Ok(crate::with_dyn!(out, |t| t.reshape([n, self.data.outputs])))
+        Ok(match out {
+            DynTensor::R2(t) => t, // already [n, outputs]: no extra graph node
+            other => crate::with_dyn!(other, |t| t.reshape([n, self.data.outputs])),
+        })
     }
 
     /// The task loss (a one-element tensor) of `out` against `targets`.
@@ -370,6 +373,7 @@ impl<'a> Trainer<'a> {
                 ))
             }
         };
+        s.clear();
         let grads = GradientsParams::from_grads::<B, _>(objective.backward(), &module);
         let module = optim.step(lr, module, grads);
         Ok((module, loss.detach(), out.detach()))

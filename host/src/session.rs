@@ -69,6 +69,12 @@ impl Session {
         self.train.set(train);
     }
 
+    /// Drops every tensor of the current scope, so that the parameters are uniquely owned
+    /// again when the optimizer updates them (Burn then updates in place).
+    pub fn clear(&self) {
+        self.reset(Vec::new(), self.train.get());
+    }
+
     /// Adds a tensor to the arena and returns its handle.
     pub fn insert(&self, t: DynTensor) -> TensorId {
         let mut arena = self.arena.borrow_mut();

@@ -205,7 +205,11 @@ impl<P: Preset> Strategy for Persistent<P> {
             let travelled2 = (ops.kept(first) - ops.kept(theta0)).square().sum().value();
             self.sigma2 = match self.config.sigma {
                 Some(s) => s * s,
-                None => self.config.sigma_scale.powi(2) * travelled2.max(f64::MIN_POSITIVE),
+                None if travelled2 > 0.0 => self.config.sigma_scale.powi(2) * travelled2,
+                None => return Err(
+                    "phase 1 did not move the penalised parameters (‖θ1* − θ0‖ = 0): set `sigma`"
+                        .into(),
+                ),
             };
             crate::component::log(
                 crate::abi::LogLevel::Debug,

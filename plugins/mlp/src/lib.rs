@@ -160,8 +160,12 @@ impl Model for Mlp {
         params: &[Tensor<'a>],
         _train: bool,
     ) -> Result<Tensor<'a>> {
-        let n = input.shape()[0] as i64;
-        let mut x = input.reshape(&[n, -1]);
+        let shape = input.shape();
+        let mut x = if shape.len() == 2 {
+            input
+        } else {
+            input.reshape(&[shape[0] as i64, -1])
+        };
         let per_layer = if self.0.bias { 2 } else { 1 };
         let layers: Vec<&[Tensor<'a>]> = params.chunks(per_layer).collect();
         for (i, layer) in layers.iter().enumerate() {
