@@ -287,3 +287,27 @@ fn a_missing_or_corrupt_mnist_directory_is_a_one_line_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn plugin_log_lines_reach_the_host_with_verbose() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "--plugin-dir",
+        &workspace_plugin_dir(),
+        "-v",
+        "run",
+        "--strategy",
+        "full_persistent",
+        "--set",
+        "train.epochs=5",
+        "--out",
+        "out",
+    ];
+    let out = run_host(tmp.path(), &args);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("debug: full_persistent: ‖θ1* − θ0‖² ="),
+        "{err}"
+    );
+}

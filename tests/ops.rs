@@ -1,0 +1,139 @@
+//! Host tensor operations as plugins call them, checked against the same Burn calls, and the
+//! handle rules (a stale or poisoned handle fails with a message, not a crash).
+
+use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Distribution, Tensor, Tolerance};
+use pn_host::device::{parse_device, B};
+use pn_host::dyn_tensor::DynTensor;
+use pn_host::session::Session;
+use pn_plugin_api::{Conv2d, Ops};
+
+fn session() -> Session {
+    Session::new(parse_device("cpu").unwrap(), vec!["w".into()])
+}
+
+fn value(session: &Session, t: pn_plugin_api::Tensor<'_>) -> DynTensor {
+    assert_eq!(session.take_error(), None);
+    session.get(t.id()).unwrap()
+}
+
+#[test]
+fn conv_and_pooling_match_burn() {
+    let s = session();
+    let device = s.device().clone();
+    let x = Tensor::<B, 4>::random([2, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
+    let w = Tensor::<B, 4>::random([4, 3, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+    let b = Tensor::<B, 1>::random([4], Distribution::Normal(0.0, 1.0), &device);
+    s.reset(vec![], false);
+    let raw = s.ops();
+    let ops = Ops::new(&raw);
+    let (xi, wi, bi) = (
+        s.insert(DynTensor::R4(x.clone())),
+        s.insert(DynTensor::R4(w.clone())),
+        s.insert(DynTensor::R1(b.clone())),
+    );
+    let options = Conv2d {
+        stride: [2, 1],
+        padding: [1, 0],
+        ..Conv2d::default()
+    };
+    let y = ops.conv2d(
+        ops.tensor(xi),
+        ops.tensor(wi),
+        Some(ops.tensor(bi)),
+        options,
+    );
+    let expected = conv2d(
+        x.clone(),
+        w,
+        Some(b),
+        ConvOptions::new([2, 1], [1, 0], [1, 1], 1),
+    );
+    value(&s, y)
+        .into_rank::<4>()
+        .to_data()
+        .assert_approx_eq::<f32>(&expected.to_data(), Tolerance::absolute(1e-5));
+
+    let pooled = ops.max_pool2d(ops.tensor(xi), [2, 2], [2, 2], [0, 0]);
+    let expected = max_pool2d(x.clone(), [2, 2], [2, 2], [0, 0], [1, 1], false);
+    value(&s, pooled)
+        .into_rank::<4>()
+        .to_data()
+        .assert_approx_eq::<f32>(&expected.to_data(), Tolerance::absolute(1e-6));
+    let averaged = ops.avg_pool2d(ops.tensor(xi), [2, 2], [2, 2], [0, 0]);
+    let expected = avg_pool2d(x, [2, 2], [2, 2], [0, 0], true, false);
+    value(&s, averaged)
+        .into_rank::<4>()
+        .to_data()
+        .assert_approx_eq::<f32>(&expected.to_data(), Tolerance::absolute(1e-6));
+}
+
+#[test]
+fn shapes_reductions_and_broadcasting() {
+    let s = session();
+    s.reset(vec![], true);
+    let raw = s.ops();
+    let ops = Ops::new(&raw);
+    let t = ops.constant(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    assert_eq!(t.reshape(&[3, -1]).shape(), [3, 2]);
+    assert_eq!(t.sum_dim(1, false).to_vec(), [6.0, 15.0]);
+    assert_eq!(t.sum_dim(0, true).shape(), [1, 3]);
+    assert_eq!(t.mean().value(), 3.5);
+    assert_eq!(t.max().value(), 6.0);
+    let row = ops.constant(&[10.0, 20.0, 30.0], &[3]);
+    assert_eq!((t + row).to_vec(), [11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
+    assert_eq!((t * 2.0 - 1.0).to_vec(), [1.0, 3.0, 5.0, 7.0, 9.0, 11.0]);
+    assert_eq!(t.transpose(0, 1).matmul(t).shape(), [3, 3]);
+    assert_eq!(ops.cat(&[t, t], 0).shape(), [4, 3]);
+    assert_eq!(t.narrow(1, 1, 3).to_vec(), [2.0, 3.0, 5.0, 6.0]);
+    let p = ops.softmax(t, 1).sum_dim(1, false).to_vec();
+    assert!(p.iter().all(|v| (v - 1.0).abs() < 1e-6), "{p:?}");
+    assert_eq!(ops.dropout(t, 0.0).to_vec(), t.to_vec());
+    assert_eq!(s.take_error(), None);
+}
+
+#[test]
+fn dropout_is_the_identity_in_evaluation() {
+    let s = session();
+    s.reset(vec![], false);
+    let raw = s.ops();
+    let ops = Ops::new(&raw);
+    let t = ops.full(&[100], 1.0);
+    assert_eq!(ops.dropout(t, 0.5).to_vec(), vec![1.0; 100]);
+    s.reset(vec![], true);
+    let t = ops.full(&[1000], 1.0);
+    let kept = ops.dropout(t, 0.5).to_vec();
+    let zeros = kept.iter().filter(|&&v| v == 0.0).count();
+    assert!(
+        kept.iter().all(|&v| v == 0.0 || v == 2.0),
+        "kept values are scaled by 1/(1-p)"
+    );
+    assert!((300..700).contains(&zeros), "{zeros} of 1000 dropped");
+}
+
+#[test]
+fn failures_poison_the_rest_and_name_the_operation() {
+    let s = session();
+    s.reset(vec![], true);
+    let raw = s.ops();
+    let ops = Ops::new(&raw);
+    let a = ops.constant(&[1.0; 6], &[2, 3]);
+    let bad = a.matmul(a);
+    let after = (bad + 1.0).exp();
+    assert_eq!(after.id(), pn_plugin_api::abi::POISON);
+    let error = s.take_error().expect("an error is recorded");
+    assert!(
+        error.starts_with("tensor operation `matmul` failed"),
+        "{error}"
+    );
+
+    let stale = ops.full(&[2], 1.0).id();
+    s.reset(vec![], true);
+    let raw = s.ops();
+    let ops = Ops::new(&raw);
+    let _ = ops.tensor(stale).exp();
+    assert!(s.take_error().unwrap().contains("earlier step"));
+    let _ = ops.param_group(&["nothing.*"]);
+    assert!(s.take_error().unwrap().contains("no parameter matches"));
+}
