@@ -176,7 +176,10 @@ fn plugin_stepper<'a>(
         &initial_values(&trainer.specs, 0)?,
         device,
     )?);
-    let cfg = TrainConfig { lr: LR, ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        lr: LR,
+        ..TrainConfig::default()
+    };
     let mut optim = Optim::new(&cfg);
     let phases = strategy.phases().into_result().map_err(|e| e.to_string())?;
     let mut phase = 0;
@@ -212,7 +215,7 @@ fn plugin_stepper<'a>(
             epoch: 0,
         };
         let m = module.take().ok_or("an earlier step failed")?;
-        let (next, _, _) = trainer.step(
+        let step_out = trainer.step(
             m,
             &mut optim,
             &mut strategy,
@@ -221,7 +224,7 @@ fn plugin_stepper<'a>(
             progress,
             cfg.lr,
         )?;
-        module = Some(next);
+        module = Some(step_out.params);
         Ok(())
     }))
 }

@@ -242,6 +242,16 @@ pub enum StepError {
     Failed(String),
 }
 
+/// What one optimizer step leaves.
+pub struct StepOutput {
+    /// The updated parameters.
+    pub params: ParamStore<B>,
+    /// The task loss of the batch (detached).
+    pub loss: Tensor<B, 1>,
+    /// The model's output on the batch (detached).
+    pub output: Tensor<B, 2>,
+}
+
 /// Runs a model plugin's forward pass and the task loss inside one session.
 pub struct Trainer<'a> {
     /// The model plugin.
@@ -343,7 +353,6 @@ impl<'a> Trainer<'a> {
     }
 
     /// One optimizer step: forward, task loss, strategy objective, backward, update.
-    /// Returns the updated parameters, the task loss and the output (both detached).
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &self,
@@ -354,7 +363,7 @@ impl<'a> Trainer<'a> {
         targets: &Targets,
         progress: Progress,
         lr: f64,
-    ) -> Result<(ParamStore<B>, Tensor<B, 1>, Tensor<B, 2>), String> {
+    ) -> Result<StepOutput, String> {
         let out = self.forward(module.tensors(&self.specs, false), inputs, true)?;
         let loss = self.task_loss(out.clone(), targets);
         let s = &self.session;
@@ -376,7 +385,11 @@ impl<'a> Trainer<'a> {
         s.clear();
         let grads = GradientsParams::from_grads::<B, _>(objective.backward(), &module);
         let module = optim.step(lr, module, grads);
-        Ok((module, loss.detach(), out.detach()))
+        Ok(StepOutput {
+            params: module,
+            loss: loss.detach(),
+            output: out.detach(),
+        })
     }
 
     /// Task loss and accuracy (None for regression) on a whole split, in evaluation mode.
@@ -607,16 +620,16 @@ fn train_phases(
                     steps_in_phase,
                     epoch,
                 };
-                let (next, loss, out) =
+                let step_out =
                     trainer.step(module, &mut optim, strategy, x, &y, progress, cfg.lr)?;
-                module = next;
-                let weighted = loss * (batch.len() as f32);
+                module = step_out.params;
+                let weighted = step_out.loss * (batch.len() as f32);
                 loss_sum = Some(match loss_sum {
                     Some(s) => s + weighted,
                     None => weighted,
                 });
                 if let Targets::Classes(labels) = &y {
-                    let c = count_correct(out, labels);
+                    let c = count_correct(step_out.output, labels);
                     correct = Some(match correct {
                         Some(s) => s + c,
                         None => c,

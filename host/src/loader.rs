@@ -115,10 +115,7 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
     })?;
     let host_version = PluginRef::VERSION_STRINGS;
     let plugin_version = header.version_strings();
-    let (Ok(pv), Ok(hv)) = (
-        plugin_version.clone().parsed(),
-        host_version.clone().parsed(),
-    ) else {
+    let (Ok(pv), Ok(hv)) = (plugin_version.parsed(), host_version.parsed()) else {
         return Err(other(format!(
             "unreadable pn-plugin-api version `{}`",
             plugin_version.version

@@ -142,7 +142,7 @@ impl Bar {
 
 impl Observer for Bar {
     fn step(&mut self, _phase: u32, done: u64, total: u64) {
-        if done % 16 == 0 || done == total {
+        if done.is_multiple_of(16) || done == total {
             self.bar.set_length(total);
             self.bar.set_position(done);
         }

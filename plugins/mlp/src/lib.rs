@@ -87,7 +87,7 @@ impl Component for Mlp {
         if c.hidden.contains(&0) {
             return Err("config field `hidden` must not contain 0".into());
         }
-        if !(c.poor_std > 0.0) {
+        if c.poor_std.is_nan() || c.poor_std <= 0.0 {
             return Err(format!("config field `poor_std` must be > 0, got {}", c.poor_std).into());
         }
         Ok(Mlp(c))
