@@ -15,7 +15,7 @@ use serde_json::Value;
 /// With no subcommand, runs the strategies of the `--plugin` files (or every strategy found)
 /// against `baseline` on the embedded teacher-student workload and prints a comparison.
 #[derive(Parser)]
-#[command(name = "pn-host", version, about, long_about = None)]
+#[command(name = "pn-host", version)]
 struct Cli {
     #[command(flatten)]
     global: Global,
