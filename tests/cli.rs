@@ -311,3 +311,47 @@ fn plugin_log_lines_reach_the_host_with_verbose() {
         "{err}"
     );
 }
+
+#[test]
+fn plugin_path_environment_variable_is_searched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(pn_tests::pn_host())
+        .current_dir(tmp.path())
+        .env("PN_PLUGIN_PATH", root().join("plugins"))
+        .args(["plugins", "list"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout.contains("full_persistent") && stdout.contains("teacher_student"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_unavailable_device_is_a_one_line_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_host(
+        tmp.path(),
+        &[
+            "--plugin-dir",
+            &workspace_plugin_dir(),
+            "--device",
+            "tpu",
+            "run",
+        ],
+    );
+    assert_one_line_error(&out, "unknown device `tpu`");
+    let out = run_host(
+        tmp.path(),
+        &[
+            "--plugin-dir",
+            &workspace_plugin_dir(),
+            "--device",
+            "cuda:x",
+            "run",
+        ],
+    );
+    assert_one_line_error(&out, "cuda:x");
+}
