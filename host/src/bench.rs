@@ -6,11 +6,14 @@
 
 use std::time::Instant;
 
+use burn::module::AutodiffModule;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
+use burn::tensor::module::max_pool2d;
 use burn::tensor::{Int, Tensor, TensorData};
 use pn_plugin_api::abi::{ModelBox, StrategyBox};
 use pn_plugin_api::{DataSplit, DataSplits, LossKind, Progress};
@@ -24,39 +27,50 @@ use crate::engine::{task_loss, Optim, TrainConfig, Trainer};
 use crate::params::{initial_values, ParamStore};
 use crate::registry::Registry;
 
+/// The network of a benchmarked workload.
+pub enum Net {
+    /// The `mlp` plugin: hidden widths and `sum` (student) or `linear` output.
+    Mlp(Vec<usize>, &'static str),
+    /// The `lenet5` plugin.
+    Lenet5,
+}
+
 /// One benchmarked workload.
 pub struct Case {
     /// Label in the report.
     pub name: &'static str,
-    /// Input features.
-    pub inputs: usize,
-    /// Hidden widths.
-    pub hidden: Vec<usize>,
-    /// `sum` (student: no output layer) or `linear`.
-    pub output: &'static str,
+    /// The network.
+    pub net: Net,
+    /// Shape of one example.
+    pub input_shape: Vec<usize>,
     /// Classes (cross-entropy) or 0 for one regression output.
     pub classes: usize,
     /// Examples per step.
     pub batch: usize,
 }
 
-/// The workloads the issue asks for: the teacher-student student, and LeNet-300-100, the
-/// LeNet-5-sized fully connected MNIST network (266k parameters).
+/// The workloads: the teacher-student student, LeNet-300-100 (the fully connected MNIST
+/// network, 266k parameters) and the convolutional LeNet-5 (62k parameters).
 pub fn cases() -> Vec<Case> {
     vec![
         Case {
             name: "teacher-student mlp (d=k=10, batch 200)",
-            inputs: 10,
-            hidden: vec![10],
-            output: "sum",
+            net: Net::Mlp(vec![10], "sum"),
+            input_shape: vec![10],
             classes: 0,
             batch: 200,
         },
         Case {
-            name: "lenet-300-100 mlp (784 in, batch 64)",
-            inputs: 784,
-            hidden: vec![300, 100],
-            output: "linear",
+            name: "lenet-300-100 mlp (28x28, batch 64)",
+            net: Net::Mlp(vec![300, 100], "linear"),
+            input_shape: vec![784],
+            classes: 10,
+            batch: 64,
+        },
+        Case {
+            name: "lenet-5 conv (28x28, batch 64)",
+            net: Net::Lenet5,
+            input_shape: vec![1, 28, 28],
             classes: 10,
             batch: 64,
         },
@@ -76,9 +90,8 @@ pub struct Figures {
 fn synthetic(case: &Case, device: &Device) -> Result<Data, String> {
     let mut rng = StdRng::seed_from_u64(7);
     let n = case.batch * 4;
-    let inputs: Vec<f32> = (0..n * case.inputs)
-        .map(|_| rng.random::<f32>() - 0.5)
-        .collect();
+    let per: usize = case.input_shape.iter().product();
+    let inputs: Vec<f32> = (0..n * per).map(|_| rng.random::<f32>() - 0.5).collect();
     let (targets, outputs, loss) = if case.classes > 0 {
         (
             (0..n)
@@ -101,7 +114,7 @@ fn synthetic(case: &Case, device: &Device) -> Result<Data, String> {
     };
     Data::upload(
         DataSplits {
-            input_shape: vec![case.inputs].into(),
+            input_shape: case.input_shape.clone().into(),
             outputs,
             loss,
             train: split.clone(),
@@ -150,8 +163,15 @@ fn batch(data: &Data, size: usize, device: &Device) -> (crate::dyn_tensor::DynTe
     ))
 }
 
-fn model_config(case: &Case) -> serde_json::Value {
-    json!({ "hidden": case.hidden, "output": case.output, "bias": case.output != "sum" })
+fn plugin_model(registry: &Registry, case: &Case) -> Result<ModelBox, String> {
+    let built = match &case.net {
+        Net::Mlp(hidden, output) => registry.model(
+            "mlp",
+            &json!({ "hidden": hidden, "output": output, "bias": *output != "sum" }),
+        ),
+        Net::Lenet5 => registry.model("lenet5", &json!({})),
+    };
+    built.map(|(model, _)| model)
 }
 
 /// Steps through the plugin boundary with `strategy` (in its second phase when it has more
@@ -235,43 +255,96 @@ struct DirectMlp<B: Backend> {
     layers: Vec<Linear<B>>,
 }
 
-fn direct_stepper<'a>(case: &Case, data: &'a Data, device: &Device) -> Stepper<'a> {
-    let sum_output = case.output == "sum";
-    let mut widths = vec![case.inputs];
-    widths.extend(&case.hidden);
-    if !sum_output {
-        widths.push(case.classes.max(1));
-    }
-    let layers = widths
-        .windows(2)
-        .map(|w| {
-            LinearConfig::new(w[0], w[1])
-                .with_bias(!sum_output)
-                .init(device)
-        })
-        .collect();
-    let mut model = Some(DirectMlp::<B> { layers });
-    let mut optim = AdamConfig::new().init::<B, DirectMlp<B>>();
-    let (x, y) = batch(data, case.batch, device);
-    let x = x.into_rank::<2>();
+/// The same LeNet-5 written directly with Burn modules.
+#[derive(Module, Debug)]
+struct DirectLenet5<B: Backend> {
+    conv1: Conv2d<B>,
+    conv2: Conv2d<B>,
+    fc: Vec<Linear<B>>,
+}
+
+/// Steps of a Burn module whose forward pass is `forward`.
+fn direct_stepper<'a, M: AutodiffModule<B> + 'a>(
+    model: M,
+    forward: impl Fn(&M) -> Tensor<B, 2> + 'a,
+    targets: Targets,
+) -> Stepper<'a> {
+    let mut model = Some(model);
+    let mut optim = AdamConfig::new().init::<B, M>();
     Box::new(move || {
         let m = model.take().ok_or("an earlier step failed")?;
-        let mut h = x.clone();
-        let last = m.layers.len() - 1;
-        for (i, layer) in m.layers.iter().enumerate() {
-            h = layer.forward(h);
-            if i < last || sum_output {
-                h = relu(h);
-            }
-        }
-        if sum_output {
-            h = h.sum_dim(1);
-        }
-        let loss = task_loss(h, &y);
+        let loss = task_loss(forward(&m), &targets);
         let grads = GradientsParams::from_grads::<B, _>(loss.backward(), &m);
         model = Some(optim.step(LR, m, grads));
         Ok(())
     })
+}
+
+fn direct_case<'a>(case: &Case, data: &'a Data, device: &Device) -> Stepper<'a> {
+    let (x, y) = batch(data, case.batch, device);
+    let linear =
+        |i: usize, o: usize, bias: bool| LinearConfig::new(i, o).with_bias(bias).init(device);
+    match &case.net {
+        Net::Mlp(hidden, output) => {
+            let sum_output = *output == "sum";
+            let mut widths = case.input_shape.clone();
+            widths.extend(hidden);
+            if !sum_output {
+                widths.push(case.classes.max(1));
+            }
+            let layers = widths
+                .windows(2)
+                .map(|w| linear(w[0], w[1], !sum_output))
+                .collect();
+            let x = x.into_rank::<2>();
+            direct_stepper(
+                DirectMlp::<B> { layers },
+                move |m| {
+                    let mut h = x.clone();
+                    let last = m.layers.len() - 1;
+                    for (i, layer) in m.layers.iter().enumerate() {
+                        h = layer.forward(h);
+                        if i < last || sum_output {
+                            h = relu(h);
+                        }
+                    }
+                    if sum_output {
+                        h.sum_dim(1)
+                    } else {
+                        h
+                    }
+                },
+                y,
+            )
+        }
+        Net::Lenet5 => {
+            let net = DirectLenet5::<B> {
+                conv1: Conv2dConfig::new([1, 6], [5, 5])
+                    .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+                    .init(device),
+                conv2: Conv2dConfig::new([6, 16], [5, 5]).init(device),
+                fc: vec![
+                    linear(400, 120, true),
+                    linear(120, 84, true),
+                    linear(84, case.classes, true),
+                ],
+            };
+            let x = x.into_rank::<4>();
+            let n = case.batch;
+            direct_stepper(
+                net,
+                move |m| {
+                    let pool = |t| max_pool2d(t, [2, 2], [2, 2], [0, 0], [1, 1], false);
+                    let h = pool(relu(m.conv1.forward(x.clone())));
+                    let h = pool(relu(m.conv2.forward(h)));
+                    let h = relu(m.fc[0].forward(h.reshape([n, 400])));
+                    let h = relu(m.fc[1].forward(h));
+                    m.fc[2].forward(h)
+                },
+                y,
+            )
+        }
+    }
 }
 
 /// Benchmarks every case with `steps` timed steps per block.
@@ -284,10 +357,12 @@ pub fn run(
         .into_iter()
         .map(|case| {
             let data = synthetic(&case, device)?;
-            let (model_a, _) = registry.model("mlp", &model_config(&case))?;
-            let (model_b, _) = registry.model("mlp", &model_config(&case))?;
+            let (model_a, model_b) = (
+                plugin_model(registry, &case)?,
+                plugin_model(registry, &case)?,
+            );
             let mut steppers = vec![
-                direct_stepper(&case, &data, device),
+                direct_case(&case, &data, device),
                 plugin_stepper(registry, &model_a, &case, &data, "baseline", device)?,
                 plugin_stepper(registry, &model_b, &case, &data, "full_persistent", device)?,
             ];

@@ -46,6 +46,7 @@
 
 pub mod abi;
 pub mod component;
+pub mod layers;
 pub mod ops;
 pub mod persistence;
 pub mod tensor;

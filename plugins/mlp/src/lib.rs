@@ -4,20 +4,9 @@
 //! trained output layer). Parameters are named `layer{i}.weight` (`[in, out]`) and
 //! `layer{i}.bias`, so strategies can select layers by glob.
 
+use pn_plugin_api::layers::{check_poor_std, Activation, Init};
 use pn_plugin_api::{Component, Model, Ops, ParamSpec, Result, Tensor};
 use serde::{Deserialize, Serialize};
-
-/// Hidden-layer non-linearity.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    /// max(x, 0)
-    Relu,
-    /// tanh
-    Tanh,
-    /// logistic sigmoid
-    Sigmoid,
-}
 
 /// How the network produces its outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -27,18 +16,6 @@ pub enum Output {
     Linear,
     /// The sum of the last hidden layer's activations (one output, nothing trained after it).
     Sum,
-}
-
-/// Initialisation scheme of weights (biases start at 0 except under `kaiming_uniform`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Init {
-    /// Burn's and PyTorch's `Linear` default: U(−1/√fan_in, 1/√fan_in) for weights and biases.
-    KaimingUniform,
-    /// N(0, 2/(fan_in + fan_out)) (Glorot & Bengio, 2010).
-    XavierNormal,
-    /// N(0, `poor_std`²): a deliberately poor, small-variance start (the paper's "poor init").
-    Poor,
 }
 
 /// Network settings.
@@ -87,49 +64,8 @@ impl Component for Mlp {
         if c.hidden.contains(&0) {
             return Err("config field `hidden` must not contain 0".into());
         }
-        if c.poor_std.is_nan() || c.poor_std <= 0.0 {
-            return Err(format!("config field `poor_std` must be > 0, got {}", c.poor_std).into());
-        }
+        check_poor_std(c.poor_std)?;
         Ok(Mlp(c))
-    }
-}
-
-impl Mlp {
-    fn layer(&self, i: usize, fan_in: usize, fan_out: usize) -> Vec<ParamSpec> {
-        let (w, b) = (format!("layer{i}.weight"), format!("layer{i}.bias"));
-        let weight = match self.0.init {
-            Init::KaimingUniform => {
-                let bound = 1.0 / (fan_in as f64).sqrt();
-                ParamSpec::uniform(&w, &[fan_in, fan_out], -bound, bound)
-            }
-            Init::XavierNormal => ParamSpec::normal(
-                &w,
-                &[fan_in, fan_out],
-                0.0,
-                (2.0 / (fan_in + fan_out) as f64).sqrt(),
-            ),
-            Init::Poor => ParamSpec::normal(&w, &[fan_in, fan_out], 0.0, self.0.poor_std),
-        };
-        let bias = match self.0.init {
-            Init::KaimingUniform => {
-                let bound = 1.0 / (fan_in as f64).sqrt();
-                ParamSpec::uniform(&b, &[fan_out], -bound, bound)
-            }
-            _ => ParamSpec::constant(&b, &[fan_out], 0.0),
-        };
-        if self.0.bias {
-            vec![weight, bias]
-        } else {
-            vec![weight]
-        }
-    }
-
-    fn activate<'a>(&self, x: Tensor<'a>) -> Tensor<'a> {
-        match self.0.activation {
-            Activation::Relu => x.relu(),
-            Activation::Tanh => x.tanh(),
-            Activation::Sigmoid => x.sigmoid(),
-        }
     }
 }
 
@@ -146,11 +82,19 @@ impl Model for Mlp {
         if self.0.output == Output::Linear {
             widths.push(outputs);
         }
-        Ok(widths
-            .windows(2)
-            .enumerate()
-            .flat_map(|(i, w)| self.layer(i, w[0], w[1]))
-            .collect())
+        let bias = |n: usize| self.0.bias.then_some(n);
+        let layer = |(i, w): (usize, &[usize])| {
+            let name = format!("layer{i}");
+            self.0.init.layer(
+                &name,
+                &[w[0], w[1]],
+                w[0],
+                w[1],
+                bias(w[1]),
+                self.0.poor_std,
+            )
+        };
+        Ok(widths.windows(2).enumerate().flat_map(layer).collect())
     }
 
     fn forward<'a>(
@@ -171,7 +115,7 @@ impl Model for Mlp {
         for (i, layer) in layers.iter().enumerate() {
             x = ops.linear(x, layer[0], layer.get(1).copied());
             if i + 1 < layers.len() || self.0.output == Output::Sum {
-                x = self.activate(x);
+                x = self.0.activation.apply(x);
             }
         }
         Ok(match self.0.output {

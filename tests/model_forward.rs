@@ -1,5 +1,5 @@
-//! The `mlp` plugin's forward pass, run through the plugin boundary, equals the same network
-//! written directly as a Burn module with the same weights.
+//! Model plugins' forward passes, run through the plugin boundary, equal the same networks
+//! written directly with Burn on the same weights.
 
 use abi_stable::std_types::RSlice;
 use burn::module::{Module, Param};
@@ -43,7 +43,7 @@ fn compare(activation: &str, act: fn(Tensor<B, 2>) -> Tensor<B, 2>) {
         .parameters(RSlice::from_slice(&[2, 3]), 4)
         .unwrap()
         .into_vec();
-    let names: Vec<String> = specs.iter().map(|s| s.name.to_string()).collect();
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
         [
@@ -55,23 +55,8 @@ fn compare(activation: &str, act: fn(Tensor<B, 2>) -> Tensor<B, 2>) {
             "layer2.bias"
         ]
     );
-    let values = initial_values(&specs, 11).unwrap();
-    let tensors: Vec<DynTensor> = specs
-        .iter()
-        .zip(&values)
-        .map(|(s, v)| DynTensor::from_values(v.clone(), &s.shape, &device).unwrap())
-        .collect();
     let x = Tensor::<B, 3>::random([8, 2, 3], Distribution::Normal(0.0, 1.0), &device);
-
-    let session = Session::new(device.clone(), names);
-    session.reset(tensors.clone(), false);
-    let ids: Vec<u64> = tensors.iter().map(|t| session.insert(t.clone())).collect();
-    let input = session.insert(DynTensor::R3(x.clone()));
-    let out = model
-        .forward(session.ops(), input, RSlice::from_slice(&ids), false)
-        .unwrap();
-    assert_eq!(session.take_error(), None);
-    let plugin = session.get(out).unwrap().into_rank::<2>();
+    let (tensors, plugin) = plugin_forward(&model, DynTensor::R3(x.clone()), &[2, 3], 4);
 
     let net = Net::<B> {
         weights: tensors
@@ -135,4 +120,92 @@ fn student_sums_its_hidden_units() {
     plugin
         .to_data()
         .assert_approx_eq::<f32>(&direct.to_data(), burn::tensor::Tolerance::absolute(1e-5));
+}
+
+/// Runs a model plugin's forward pass on `x` with parameters drawn from `seed`.
+fn plugin_forward(
+    model: &pn_plugin_api::abi::ModelBox,
+    x: DynTensor,
+    input_shape: &[usize],
+    outputs: usize,
+) -> (Vec<DynTensor>, Tensor<B, 2>) {
+    let device = parse_device("cpu").unwrap();
+    let specs = model
+        .parameters(RSlice::from_slice(input_shape), outputs)
+        .unwrap()
+        .into_vec();
+    let values = initial_values(&specs, 5).unwrap();
+    let tensors: Vec<DynTensor> = specs
+        .iter()
+        .zip(&values)
+        .map(|(s, v)| DynTensor::from_values(v.clone(), &s.shape, &device).unwrap())
+        .collect();
+    let session = Session::new(device, specs.iter().map(|s| s.name.to_string()).collect());
+    session.reset(tensors.clone(), false);
+    let ids: Vec<u64> = tensors.iter().map(|t| session.insert(t.clone())).collect();
+    let input = session.insert(x);
+    let out = model
+        .forward(session.ops(), input, RSlice::from_slice(&ids), false)
+        .unwrap();
+    assert_eq!(session.take_error(), None);
+    (tensors, session.get(out).unwrap().into_rank::<2>())
+}
+
+#[test]
+fn lenet5_matches_hand_written_burn() {
+    use burn::tensor::module::{conv2d, linear, max_pool2d};
+    use burn::tensor::ops::ConvOptions;
+    let registry = pn_tests::registry(&["lenet5"]);
+    let device = parse_device("cpu").unwrap();
+    let (model, _) = registry.model("lenet5", &json!({})).unwrap();
+    let x = Tensor::<B, 4>::random([3, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
+    let (p, plugin) = plugin_forward(&model, DynTensor::R4(x.clone()), &[1, 28, 28], 10);
+    let r1 = |i: usize| p[i].clone().into_rank::<1>();
+    let r2 = |i: usize| p[i].clone().into_rank::<2>();
+    let r4 = |i: usize| p[i].clone().into_rank::<4>();
+    let pool = |t| max_pool2d(t, [2, 2], [2, 2], [0, 0], [1, 1], false);
+    let h = pool(relu(conv2d(
+        x,
+        r4(0),
+        Some(r1(1)),
+        ConvOptions::new([1, 1], [2, 2], [1, 1], 1),
+    )));
+    let h = pool(relu(conv2d(
+        h,
+        r4(2),
+        Some(r1(3)),
+        ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+    )));
+    assert_eq!(h.dims(), [3, 16, 5, 5]);
+    let h = relu(linear(h.reshape([3, 400]), r2(4), Some(r1(5))));
+    let h = relu(linear(h, r2(6), Some(r1(7))));
+    let direct = linear(h, r2(8), Some(r1(9)));
+    assert_eq!(plugin.dims(), [3, 10]);
+    plugin
+        .to_data()
+        .assert_approx_eq::<f32>(&direct.to_data(), burn::tensor::Tolerance::absolute(1e-4));
+}
+
+#[test]
+fn lenet5_refuses_inputs_it_cannot_take() {
+    let registry = pn_tests::registry(&["lenet5"]);
+    let (model, _) = registry.model("lenet5", &json!({})).unwrap();
+    let err = model
+        .parameters(RSlice::from_slice(&[784]), 10)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[channels, height, width]"), "{err}");
+    let err = model
+        .parameters(RSlice::from_slice(&[1, 8, 8]), 10)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at least 12x12"), "{err}");
+    let specs = model
+        .parameters(RSlice::from_slice(&[3, 32, 32]), 10)
+        .unwrap();
+    assert_eq!(
+        specs[4].shape.as_slice(),
+        [16 * 6 * 6, 120],
+        "CIFAR-sized inputs"
+    );
 }
