@@ -7,7 +7,6 @@
 //! mismatch) becomes the session's error and a poisoned handle, never an abort.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use abi_stable::sabi_trait::TD_Opaque;
@@ -31,7 +30,8 @@ pub struct Session {
     train: Cell<bool>,
     param_names: Vec<String>,
     params: RefCell<Vec<DynTensor>>,
-    groups: RefCell<HashMap<Vec<String>, Vec<usize>>>,
+    /// Parameter groups already resolved: globs -> parameter indices (looked up every step).
+    groups: RefCell<Vec<(Vec<String>, Vec<usize>)>>,
     kept: RefCell<Vec<(String, DynTensor)>>,
 }
 
@@ -46,7 +46,7 @@ impl Session {
             train: Cell::new(true),
             param_names,
             params: RefCell::new(Vec::new()),
-            groups: RefCell::new(HashMap::new()),
+            groups: RefCell::new(Vec::new()),
             kept: RefCell::new(Vec::new()),
         }
     }
@@ -130,10 +130,15 @@ impl Session {
     }
 
     fn group_indices(&self, patterns: &[RString]) -> Result<Vec<usize>, String> {
-        let key: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
-        if let Some(found) = self.groups.borrow().get(&key) {
+        let same = |key: &[String]| {
+            key.iter()
+                .map(String::as_str)
+                .eq(patterns.iter().map(RString::as_str))
+        };
+        if let Some((_, found)) = self.groups.borrow().iter().find(|(key, _)| same(key)) {
             return Ok(found.clone());
         }
+        let key: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
         let mut builder = globset::GlobSetBuilder::new();
         for p in &key {
             builder
@@ -149,7 +154,7 @@ impl Session {
                 self.param_names
             ));
         }
-        self.groups.borrow_mut().insert(key, found.clone());
+        self.groups.borrow_mut().push((key, found.clone()));
         Ok(found)
     }
 

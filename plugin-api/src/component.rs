@@ -157,7 +157,8 @@ fn install_panic_hook() {
     }));
 }
 
-fn payload_message(payload: &(dyn Any + Send)) -> String {
+/// The message inside a panic payload (`&str` or `String`).
+pub fn payload_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
