@@ -3,21 +3,7 @@
 
 use std::path::Path;
 
-use pn_tests::{plugin, root, run_host, stderr};
-
-/// Asserts a failed command printed exactly one line, containing `needle`.
-fn assert_one_line_error(out: &std::process::Output, needle: &str) {
-    let err = stderr(out);
-    assert!(!out.status.success(), "expected failure, stderr: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got:\n{err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    assert!(lines[0].contains(needle), "expected `{needle}` in: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "{err}"
-    );
-}
+use pn_tests::{assert_one_line_error, plugin, root, run_host, stderr};
 
 fn workspace_plugin_dir() -> String {
     root().join("plugins").display().to_string()
@@ -48,24 +34,22 @@ fn plugin_alone_runs_the_comparison_against_baseline() {
         !stdout.contains("reinit"),
         "only the given plugin's strategies run: {stdout}"
     );
-    let job = std::fs::read_dir(out_dir.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(job.join("partial_persistent-mlp-teacher_student-seed0/run.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let run = out_dir
+        .path()
+        .join("runs/teacher_student.partial_persistent.seed0");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
     assert_eq!(record["status"], "completed");
     assert_eq!(record["phases"].as_array().unwrap().len(), 3);
     assert_eq!(record["plugins"][0]["sha256"].as_str().unwrap().len(), 64);
-    assert!(job
-        .join("partial_persistent-mlp-teacher_student-seed0/kept.safetensors")
-        .is_file());
-    assert!(job.join("summary.txt").is_file());
+    assert!(run.join("kept.safetensors").is_file());
+    for file in [
+        "summary.csv",
+        "report.md",
+        "plots/teacher_student-curves.png",
+    ] {
+        assert!(out_dir.path().join(file).is_file(), "{file} missing");
+    }
 }
 
 #[test]

@@ -62,6 +62,40 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
 }
 
+/// Asserts a failed command printed exactly one line, starting `error: ` and containing `needle`,
+/// and no panic trace.
+pub fn assert_one_line_error(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "expected failure, stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got:\n{err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(lines[0].contains(needle), "expected `{needle}` in: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+}
+
+/// A small suite: `baseline` and two-phase `full_persistent` on a 5-unit teacher-student
+/// workload, 4 seeds (12 runs with the equal-step baseline), each run well under a second.
+pub const TINY_SUITE: &str = r#"
+name = "tiny"
+reference = "baseline"
+seeds = 4
+
+[strategies.baseline]
+
+[strategies.full_persistent]
+config = { phases = 2 }
+
+[workloads.student]
+model = { name = "mlp", config = { hidden = [5], activation = "relu", output = "sum", bias = false, init = "xavier_normal" } }
+dataset = { name = "teacher_student", config = { d = 5, k = 5, train = 400, valid = 100 } }
+train = { optimizer = "adam", lr = 0.01, batch_size = 100, epochs = 250 }
+target = { metric = "train_loss", value = 1e-2 }
+"#;
+
 /// Builds an out-of-workspace plugin crate (an example or a fixture) in a temporary copy, after
 /// `edit` has changed its sources (path -> content), against the pn-plugin-api at `api_dir`.
 /// Returns the built `.so`. Builds share `target/external-plugins`, so dependencies compile once.

@@ -151,3 +151,66 @@ fn failures_inside_plugins_fail_the_run_not_the_process() {
     // The healthy plugins of the same host still load and run afterwards.
     assert!(plugin("baseline").is_file());
 }
+
+#[test]
+fn a_plugin_that_crashes_its_worker_fails_that_run_and_the_suite_goes_on() {
+    let fixture = root().join("tests").join("fixtures").join("faulty_plugin");
+    let (dir, so) = build_external(&fixture, &api(), |_, text| text);
+    let suite = pn_tests::TINY_SUITE
+        .replace("seeds = 4", "seeds = 2")
+        .replace("epochs = 250", "epochs = 5")
+        .replace(
+            "[strategies.full_persistent]\nconfig = { phases = 2 }",
+            "[strategies.faulty]\nconfig = { fail = \"abort\" }",
+        );
+    std::fs::write(dir.path().join("suite.toml"), suite).unwrap();
+    let plugins = root().join("plugins").display().to_string();
+    let so = so.display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--plugin",
+            &so,
+            "--plugin-dir",
+            &plugins,
+            "suite",
+            "run",
+            "suite.toml",
+            "--out",
+            "out",
+            "--jobs",
+            "1",
+        ];
+        args.extend(extra);
+        run_host(dir.path(), &args)
+    };
+    let out = run(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("RUST_BACKTRACE"), "{err}");
+    let status = |id: &str| -> serde_json::Value {
+        let path = dir.path().join("out/runs").join(id).join("run.json");
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    for seed in [0, 1] {
+        let failed = status(&format!("student.faulty.seed{seed}"));
+        assert_eq!(failed["status"], "failed");
+        let message = failed["message"].as_str().unwrap();
+        assert!(message.contains("worker process died"), "{message}");
+        assert!(message.contains("signal 6"), "{message}");
+        assert_eq!(
+            status(&format!("student.baseline.seed{seed}"))["status"],
+            "completed"
+        );
+    }
+    let summary = std::fs::read_to_string(dir.path().join("out/summary.csv")).unwrap();
+    assert!(
+        summary.contains("student,per_phase,faulty,2,0,0,2,0"),
+        "{summary}"
+    );
+
+    // A rerun leaves failed runs alone unless asked to retry them.
+    let out = run(&[]);
+    assert!(stderr(&out).contains("0 runs to do"), "{}", stderr(&out));
+    let out = run(&["--retry-failed"]);
+    assert!(stderr(&out).contains("2 runs to do"), "{}", stderr(&out));
+}

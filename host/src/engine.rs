@@ -149,6 +149,17 @@ pub enum Status {
     Failed,
 }
 
+impl Status {
+    /// Its snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Completed => "completed",
+            Status::Diverged => "diverged",
+            Status::Failed => "failed",
+        }
+    }
+}
+
 /// The outcome of a run (finished phases are kept whatever the status).
 #[derive(Debug, Clone)]
 pub struct Outcome {

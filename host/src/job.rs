@@ -33,9 +33,6 @@ pub struct Workload {
     /// How to train.
     #[serde(default)]
     pub train: TrainConfig,
-    /// A run "reaches the target" when its final training loss is at most this.
-    #[serde(default)]
-    pub target_train_loss: Option<f64>,
 }
 
 /// One run: a strategy on a workload with a seed.
@@ -69,9 +66,10 @@ impl RunConfig {
     }
 }
 
-/// The embedded default workload: a two-layer ReLU student learning a ReLU teacher of the
-/// same width (Safran & Shamir, 2018), where plain training often stalls in a spurious minimum.
-pub const DEFAULT_WORKLOAD: &str = include_str!("../workloads/teacher_student.toml");
+/// The embedded default suite: the teacher-student workload (a two-layer ReLU student learning
+/// a ReLU teacher of the same width, Safran & Shamir 2018, where plain training often stalls in a
+/// spurious minimum) with every strategy of this repository.
+pub const DEFAULT_SUITE: &str = include_str!("../../suites/default.toml");
 
 /// Parses TOML, reporting the first error on one line with its line number.
 pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, origin: &str) -> Result<T, String> {
@@ -85,11 +83,6 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, origin: &str) -> R
             None => format!("{origin}: {message}"),
         }
     })
-}
-
-/// The default workload.
-pub fn default_workload() -> Workload {
-    parse_toml(DEFAULT_WORKLOAD, "embedded workload").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Applies `--set section.key=value` overrides (value in TOML syntax, else a string).
@@ -201,33 +194,7 @@ pub fn execute(
     device_name: &str,
     observer: &mut dyn Observer,
 ) -> (RunRecord, Outcome) {
-    let plugins: Vec<PluginFile> = [
-        registry.plugin_of(Kind::Strategy, &config.strategy.name),
-        registry.plugin_of(Kind::Model, &config.model.name),
-        registry.plugin_of(Kind::Dataset, &config.dataset.name),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let mut record = RunRecord {
-        pn_host_version: env!("CARGO_PKG_VERSION").into(),
-        strategy: config.strategy.clone(),
-        model: config.model.clone(),
-        dataset: config.dataset.clone(),
-        train: config.train.clone(),
-        seed: config.seed,
-        device: device_name.into(),
-        status: Status::Failed,
-        message: None,
-        selected_phase: None,
-        final_metrics: None,
-        phases: vec![],
-        steps: 0,
-        examples: 0,
-        wall_time_s: 0.0,
-        plugins,
-        kept: vec![],
-    };
+    let mut record = blank_record(registry, config, device_name);
     let built = (|| -> Result<_, String> {
         let device = parse_device(device_name)?;
         let (strategy, s_cfg) =
@@ -237,10 +204,7 @@ pub fn execute(
     })();
     let (device, mut strategy, s_cfg, model, m_cfg) = match built {
         Ok(b) => b,
-        Err(e) => {
-            record.message = Some(e.clone());
-            return (record, failed_outcome(e));
-        }
+        Err(e) => return failed(registry, config, device_name, e),
     };
     record.strategy.config = s_cfg;
     record.model.config = m_cfg;
@@ -272,6 +236,48 @@ pub fn execute(
     (record, outcome)
 }
 
+fn blank_record(registry: &Registry, config: &RunConfig, device_name: &str) -> RunRecord {
+    let plugins: Vec<PluginFile> = [
+        registry.plugin_of(Kind::Strategy, &config.strategy.name),
+        registry.plugin_of(Kind::Model, &config.model.name),
+        registry.plugin_of(Kind::Dataset, &config.dataset.name),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    RunRecord {
+        pn_host_version: env!("CARGO_PKG_VERSION").into(),
+        strategy: config.strategy.clone(),
+        model: config.model.clone(),
+        dataset: config.dataset.clone(),
+        train: config.train.clone(),
+        seed: config.seed,
+        device: device_name.into(),
+        status: Status::Failed,
+        message: None,
+        selected_phase: None,
+        final_metrics: None,
+        phases: vec![],
+        steps: 0,
+        examples: 0,
+        wall_time_s: 0.0,
+        plugins,
+        kept: vec![],
+    }
+}
+
+/// The record and outcome of a run that failed before or outside training.
+pub fn failed(
+    registry: &Registry,
+    config: &RunConfig,
+    device_name: &str,
+    message: String,
+) -> (RunRecord, Outcome) {
+    let mut record = blank_record(registry, config, device_name);
+    record.message = Some(message.clone());
+    (record, failed_outcome(message))
+}
+
 fn failed_outcome(message: String) -> Outcome {
     Outcome {
         status: Status::Failed,
@@ -287,7 +293,8 @@ fn failed_outcome(message: String) -> Outcome {
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+/// Writes `bytes` to a temporary file beside `path`, then renames it into place.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)
         .and_then(|_| std::fs::rename(&tmp, path))
@@ -345,107 +352,25 @@ pub fn run_dir_name(config: &RunConfig) -> String {
     )
 }
 
-/// Summary of one strategy's runs in a comparison.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// Strategy name.
-    pub strategy: String,
-    /// Runs that completed / all runs.
-    pub completed: usize,
-    /// All runs.
-    pub runs: usize,
-    /// Mean and standard deviation of the final training loss over completed runs.
-    pub train_loss: (f64, f64),
-    /// Mean final held-out loss.
-    pub valid_loss: f64,
-    /// Runs whose final training loss reached the target.
-    pub reached: usize,
-    /// Mean optimizer steps per run (all phases).
-    pub steps: f64,
-    /// Mean wall time per run.
-    pub seconds: f64,
-}
-
-/// Mean and sample standard deviation.
-pub fn mean_std(xs: &[f64]) -> (f64, f64) {
-    if xs.is_empty() {
-        return (f64::NAN, f64::NAN);
+/// One line about a finished run: its final metrics, or why it did not complete.
+pub fn describe(label: &str, record: &RunRecord) -> String {
+    match (&record.status, &record.final_metrics) {
+        (Status::Completed, Some(m)) => format!(
+            "{label}: train loss {:.3e}, valid loss {:.3e}{} ({} steps, {:.1}s)",
+            m.train_loss,
+            m.valid_loss,
+            m.valid_accuracy
+                .map(|a| format!(", valid acc {:.2}%", 100.0 * a))
+                .unwrap_or_default(),
+            record.steps,
+            record.wall_time_s
+        ),
+        (status, _) => format!(
+            "{label}: {}: {}",
+            status.name(),
+            record.message.as_deref().unwrap_or("")
+        ),
     }
-    let n = xs.len() as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 {
-        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
-
-/// Summarises runs per strategy, in first-seen order.
-pub fn summarise(records: &[RunRecord], target: Option<f64>) -> Vec<Row> {
-    let mut order: Vec<&str> = vec![];
-    for r in records {
-        if !order.contains(&r.strategy.name.as_str()) {
-            order.push(&r.strategy.name);
-        }
-    }
-    order
-        .into_iter()
-        .map(|name| {
-            let runs: Vec<&RunRecord> =
-                records.iter().filter(|r| r.strategy.name == name).collect();
-            let done: Vec<&FinalMetrics> = runs
-                .iter()
-                .filter(|r| r.status == Status::Completed)
-                .filter_map(|r| r.final_metrics.as_ref())
-                .collect();
-            let train: Vec<f64> = done.iter().map(|m| m.train_loss).collect();
-            Row {
-                strategy: name.to_string(),
-                completed: done.len(),
-                runs: runs.len(),
-                train_loss: mean_std(&train),
-                valid_loss: mean_std(&done.iter().map(|m| m.valid_loss).collect::<Vec<_>>()).0,
-                reached: target.map_or(0, |t| train.iter().filter(|&&l| l <= t).count()),
-                steps: mean_std(&runs.iter().map(|r| r.steps as f64).collect::<Vec<_>>()).0,
-                seconds: mean_std(&runs.iter().map(|r| r.wall_time_s).collect::<Vec<_>>()).0,
-            }
-        })
-        .collect()
-}
-
-/// The comparison table as text.
-pub fn format_table(rows: &[Row], target: Option<f64>) -> String {
-    let target_head = target.map_or("reached target".to_string(), |t| {
-        format!("train loss ≤ {t:.0e}")
-    });
-    let mut out = format!(
-        "{:<22} {:>6} {:>24} {:>12} {:>17} {:>9} {:>9}\n",
-        "strategy", "runs", "final train loss", "valid loss", target_head, "steps", "time (s)"
-    );
-    for r in rows {
-        let reached = if target.is_some() && r.completed > 0 {
-            format!(
-                "{}/{} ({:.0}%)",
-                r.reached,
-                r.completed,
-                100.0 * r.reached as f64 / r.completed as f64
-            )
-        } else {
-            "-".into()
-        };
-        out += &format!(
-            "{:<22} {:>6} {:>24} {:>12.3e} {:>17} {:>9.0} {:>9.2}\n",
-            r.strategy,
-            format!("{}/{}", r.completed, r.runs),
-            format!("{:.3e} ± {:.1e}", r.train_loss.0, r.train_loss.1),
-            r.valid_loss,
-            reached,
-            r.steps,
-            r.seconds
-        );
-    }
-    out
 }
 
 /// Creates a new folder for a job's results: `<out>/<label>-<unix seconds>[-N]`.

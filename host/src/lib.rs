@@ -4,7 +4,9 @@
 //! Modules, each with one job: [`loader`] (a `.so` file to a checked plugin), [`registry`]
 //! (components by name, config merging), [`session`] (the tensor operations plugins call,
 //! recorded in Burn's autodiff graph), [`engine`] (phases, steps, evaluation), [`job`] (run
-//! configs, results on disk, the comparison table), [`bench`] (step timings).
+//! configs, results on disk), [`suite`] (suite files, plans, shards, the results store),
+//! [`pool`] (runs in worker processes), [`report`] (tables, CSV, markdown, plots via
+//! [`stats`] and [`plots`]), [`bench`] (step timings).
 #![warn(missing_docs)]
 
 pub mod bench;
@@ -16,8 +18,14 @@ pub mod job;
 pub mod loader;
 pub mod log;
 pub mod params;
+pub mod plots;
+pub mod pool;
 pub mod registry;
+pub mod report;
 pub mod session;
+pub mod slurm;
+pub mod stats;
+pub mod suite;
 
 pub use pn_plugin_api::component::payload_message as panic_message;
 

@@ -7,13 +7,18 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pn_host::engine::{EpochMetrics, Observer, Status};
 use pn_host::job::{self, ComponentRef, RunConfig, RunRecord};
+use pn_host::pool::{self, PoolOptions};
 use pn_host::registry::{plugins_in, Registry};
+use pn_host::report;
+use pn_host::slurm;
+use pn_host::suite::{self, RunState, Store, Suite};
 use serde_json::Value;
 
 /// Train and compare persistent-neuron strategies loaded from plugins.
 ///
-/// With no subcommand, runs the strategies of the `--plugin` files (or every strategy found)
-/// against `baseline` on the embedded teacher-student workload and prints a comparison.
+/// With no subcommand, runs the embedded default suite (suites/default.toml: every strategy
+/// found, or those of the `--plugin` files, against `baseline` on the teacher-student workload)
+/// into `runs/default` and prints its report.
 #[derive(Parser)]
 #[command(name = "pn-host", version)]
 struct Cli {
@@ -46,12 +51,15 @@ struct Global {
 
 #[derive(Args)]
 struct CompareArgs {
-    /// Seeds per strategy in the comparison.
-    #[arg(long, default_value_t = 10)]
-    seeds: u64,
-    /// Where results are written.
-    #[arg(long, default_value = "runs")]
-    out: PathBuf,
+    /// Seeds per strategy (default: the suite's 20).
+    #[arg(long)]
+    seeds: Option<u64>,
+    /// The suite directory (default: runs/default).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Runs at a time, each in its own worker process (default: the number of CPUs).
+    #[arg(long)]
+    jobs: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -61,6 +69,9 @@ enum Command {
     Plugins(PluginsCommand),
     /// Train one strategy x model x data set x seed.
     Run(RunArgs),
+    /// Comparison suites: many runs from one file, with statistics and plots.
+    #[command(subcommand)]
+    Suite(SuiteCommand),
     /// Milliseconds per training step: plugin boundary and persistence penalty vs plain Burn.
     Bench {
         /// Timed steps per block.
@@ -78,6 +89,64 @@ enum PluginsCommand {
         /// The plugin file.
         file: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum SuiteCommand {
+    /// Run every strategy × workload × seed of a suite file that has no result yet, then report.
+    Run(SuiteRunArgs),
+    /// Summarise a suite directory: table, summary.csv, report.md and plots.
+    Report {
+        /// The suite directory.
+        dir: PathBuf,
+    },
+    /// Write Slurm scripts that run the suite as an array job, one shard per task, then report.
+    Slurm(SlurmArgs),
+    /// (internal) Execute runs sent on stdin; used by `suite run`.
+    #[command(hide = true)]
+    Worker {
+        /// The suite directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct SuiteRunArgs {
+    /// The suite file (TOML).
+    file: PathBuf,
+    /// The suite directory (default: runs/<suite name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Runs at a time, each in its own worker process (default: the number of CPUs).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run only shard I of N (from 1), e.g. `--shard 2/8`; shards share the suite directory.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Also rerun runs that failed (unfinished and changed runs are always rerun).
+    #[arg(long)]
+    retry_failed: bool,
+}
+
+#[derive(Args)]
+struct SlurmArgs {
+    /// The suite file (TOML).
+    file: PathBuf,
+    /// Array tasks (shards).
+    #[arg(long, default_value_t = 8)]
+    shards: usize,
+    /// The suite directory (default: runs/<suite name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// CPUs per task (each task runs that many runs at a time).
+    #[arg(long, default_value_t = 4)]
+    cpus_per_task: usize,
+    /// Time limit per task.
+    #[arg(long, default_value = "04:00:00")]
+    time: String,
+    /// Slurm partition.
+    #[arg(long)]
+    partition: Option<String>,
 }
 
 #[derive(Args)]
@@ -157,35 +226,9 @@ impl Observer for Bar {
     }
 }
 
-fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Completed => "completed",
-        Status::Diverged => "diverged",
-        Status::Failed => "failed",
-    }
-}
-
 fn finish(bar: Bar, record: &RunRecord) -> String {
     bar.bar.finish_and_clear();
-    match (&record.status, &record.final_metrics) {
-        (Status::Completed, Some(m)) => format!(
-            "{}: train loss {:.3e}, valid loss {:.3e}{} ({} steps, {:.1}s)",
-            bar.label,
-            m.train_loss,
-            m.valid_loss,
-            m.valid_accuracy
-                .map(|a| format!(", valid acc {:.2}%", 100.0 * a))
-                .unwrap_or_default(),
-            record.steps,
-            record.wall_time_s
-        ),
-        (status, _) => format!(
-            "{}: {}: {}",
-            bar.label,
-            status_name(*status),
-            record.message.as_deref().unwrap_or("")
-        ),
-    }
+    job::describe(&bar.label, record)
 }
 
 fn execute_and_save(
@@ -210,61 +253,202 @@ fn execute_and_save(
     Ok(record)
 }
 
+/// The default job: the embedded suite, restricted to the `--plugin` files' strategies.
 fn compare(registry: &Registry, global: &Global, args: &CompareArgs) -> Result<bool, String> {
-    let mut names: Vec<String> = vec![];
+    let mut suite = Suite::parse_available(job::DEFAULT_SUITE, "suites/default.toml", registry)?;
     let explicit: Vec<PathBuf> = global
         .plugins
         .iter()
         .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
         .collect();
-    for entry in &registry.strategies {
-        let file = &registry.plugins[entry.plugin].path;
-        let file = file.canonicalize().unwrap_or_else(|_| file.clone());
-        if explicit.is_empty() || explicit.contains(&file) || entry.decl.name == "baseline" {
-            names.push(entry.decl.name.to_string());
+    suite.retain_strategies(|_, c| {
+        explicit.is_empty()
+            || registry
+                .provider(pn_host::registry::Kind::Strategy, &c.name)
+                .and_then(|p| p.canonicalize().ok())
+                .is_some_and(|p| explicit.contains(&p))
+    });
+    if let Some(n) = args.seeds {
+        if n == 0 {
+            return Err("--seeds must be at least 1".into());
+        }
+        suite.seeds = (0..n).collect();
+    }
+    let out = args.out.clone().unwrap_or_else(|| "runs/default".into());
+    run_suite(registry, global, suite, &out, args.jobs, None, false)
+}
+
+fn read_suite(registry: &Registry, file: &std::path::Path) -> Result<Suite, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read suite file {}: {e}", file.display()))?;
+    Suite::parse(&text, &file.display().to_string(), registry)
+}
+
+/// The global flags a worker or a Slurm task needs to see the same plugins and device.
+fn global_args(global: &Global) -> Vec<String> {
+    let abs = |p: &PathBuf| {
+        p.canonicalize()
+            .unwrap_or_else(|_| p.clone())
+            .display()
+            .to_string()
+    };
+    let mut args = vec![];
+    for p in &global.plugins {
+        args.extend(["--plugin".to_string(), abs(p)]);
+    }
+    for d in &global.plugin_dirs {
+        args.extend(["--plugin-dir".to_string(), abs(d)]);
+    }
+    args.extend(["--device".to_string(), global.device.clone()]);
+    if global.quiet {
+        args.push("-q".into());
+    }
+    if global.verbose {
+        args.push("-v".into());
+    }
+    args
+}
+
+fn run_suite(
+    registry: &Registry,
+    global: &Global,
+    suite: Suite,
+    out: &std::path::Path,
+    jobs: Option<usize>,
+    shard: Option<(usize, usize)>,
+    retry_failed: bool,
+) -> Result<bool, String> {
+    pn_host::device::parse_device(&global.device)?;
+    let plan = suite.plan();
+    let store = Store::create(out)?;
+    store.write_plan(&plan, &suite.source)?;
+    store.clean_leftovers();
+    let mine = match shard {
+        Some(s) => suite::shard(plan.runs.clone(), s),
+        None => plan.runs.clone(),
+    };
+    let (mut todo, mut done, mut skipped_failed) = (vec![], 0, 0);
+    for run in mine {
+        match store.state(&run, Some(registry)) {
+            RunState::Finished(_) => done += 1,
+            RunState::Failed(_) if !retry_failed => skipped_failed += 1,
+            _ => todo.push(run),
         }
     }
-    if !names.iter().any(|n| n == "baseline") {
-        return Err(registry
-            .strategy("baseline", &Value::Null)
-            .err()
-            .unwrap_or_else(|| "the baseline strategy is missing".into()));
-    }
-    names.sort_by_key(|n| (n != "baseline", n.clone()));
-    let workload = job::default_workload();
-    let device = pn_host::device::parse_device(&global.device)?;
-    let data = job::load_data(registry, &workload.dataset, &device)?;
-    let dir = job::job_dir(&args.out, "compare")?;
     if !global.quiet {
         eprintln!(
-            "comparing {} on {} + {} ({} seeds) -> {}",
-            names.join(", "),
-            workload.model.name,
-            workload.dataset.name,
-            args.seeds,
-            dir.display()
+            "suite `{}`{}: {} runs to do, {done} already finished{} -> {}",
+            plan.suite,
+            shard
+                .map(|(i, n)| format!(" shard {i}/{n}"))
+                .unwrap_or_default(),
+            todo.len(),
+            if skipped_failed > 0 {
+                format!(", {skipped_failed} failed before (--retry-failed reruns them)")
+            } else {
+                String::new()
+            },
+            store.dir.display()
         );
     }
-    let mut records = vec![];
-    for seed in 0..args.seeds {
-        for name in &names {
-            let config = RunConfig::new(
-                ComponentRef {
-                    name: name.clone(),
-                    config: Value::Null,
-                },
-                &workload,
-                seed,
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find pn-host itself: {e}"))?;
+    let mut worker_args = global_args(global);
+    worker_args.extend([
+        "suite".into(),
+        "worker".into(),
+        store.dir.display().to_string(),
+    ]);
+    let options = PoolOptions {
+        exe,
+        worker_args,
+        jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        quiet: global.quiet,
+    };
+    let device = global.device.clone();
+    let record_crash = |run: &suite::PlannedRun, message: &str| {
+        let (record, outcome) = job::failed(registry, &run.config, &device, message.into());
+        store.write_run(run, &record, &outcome)
+    };
+    let stats = pool::execute(todo, &options, &record_crash)?;
+    if !stats.reports.is_empty() && !global.quiet {
+        eprintln!(
+            "{} runs in this invocation; suite overhead (worker start, plugin loading, data, \
+             writing results): {:.2}% of training time",
+            stats.reports.len(),
+            100.0 * stats.overhead()
+        );
+    }
+    if let Some((i, n)) = shard {
+        println!(
+            "shard {i}/{n} done; when every shard is done: pn-host suite report {}",
+            store.dir.display()
+        );
+    } else {
+        let report = report::write(&store)?;
+        println!("{}", report.table());
+        println!("report: {}", report::markdown_path(&store.dir).display());
+    }
+    Ok(stats.reports.iter().all(|r| r.status == Status::Completed))
+}
+
+fn suite_command(
+    registry: &Registry,
+    global: &Global,
+    command: &SuiteCommand,
+) -> Result<bool, String> {
+    match command {
+        SuiteCommand::Run(args) => {
+            let suite = read_suite(registry, &args.file)?;
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(&suite.name));
+            let shard = args.shard.as_deref().map(suite::parse_shard).transpose()?;
+            run_suite(
+                registry,
+                global,
+                suite,
+                &out,
+                args.jobs,
+                shard,
+                args.retry_failed,
+            )
+        }
+        SuiteCommand::Report { dir } => {
+            let store = Store::open(dir)?;
+            let report = report::write(&store)?;
+            println!("{}", report.table());
+            println!("report: {}", report::markdown_path(dir).display());
+            Ok(report.missing == 0)
+        }
+        SuiteCommand::Slurm(args) => {
+            let suite = read_suite(registry, &args.file)?;
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(&suite.name));
+            let dir = slurm::write(&slurm::Slurm {
+                suite: &suite,
+                file: &args.file,
+                out: &out,
+                shards: args.shards,
+                cpus: args.cpus_per_task,
+                time: &args.time,
+                partition: args.partition.as_deref(),
+                gpu: global.device.starts_with("cuda"),
+                global_args: global_args(global),
+            })?;
+            println!(
+                "wrote {0}/array.sbatch and {0}/report.sbatch; submit both with: bash {0}/submit.sh",
+                dir.display()
             );
-            records.push(execute_and_save(registry, &config, &data, global, &dir)?);
+            Ok(true)
+        }
+        SuiteCommand::Worker { dir } => {
+            pool::worker(registry, &Store::create(dir)?, &global.device)?;
+            Ok(true)
         }
     }
-    let rows = job::summarise(&records, workload.target_train_loss);
-    let table = job::format_table(&rows, workload.target_train_loss);
-    std::fs::write(dir.join("summary.txt"), &table).map_err(|e| e.to_string())?;
-    println!("{table}");
-    println!("results: {}", dir.display());
-    Ok(records.iter().all(|r| r.status == Status::Completed))
 }
 
 fn run(registry: &Registry, global: &Global, args: &RunArgs) -> Result<bool, String> {
@@ -279,7 +463,7 @@ fn run(registry: &Registry, global: &Global, args: &RunArgs) -> Result<bool, Str
                 name: "baseline".into(),
                 config: Value::Null,
             },
-            &job::default_workload(),
+            &suite::default_workload(),
             0,
         ),
     };
@@ -403,6 +587,7 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
         }
         Some(Command::Plugins(PluginsCommand::Check { .. })) => Ok(true),
         Some(Command::Run(args)) => run(&registry, global, args),
+        Some(Command::Suite(command)) => suite_command(&registry, global, command),
         Some(Command::Bench { steps }) => {
             let device = pn_host::device::parse_device(&global.device)?;
             let results = pn_host::bench::run(&registry, &device, *steps)?;

@@ -1,0 +1,396 @@
+//! Executes a suite's runs in worker processes, `--jobs` at a time.
+//!
+//! Plugins are native code: a segfault or an abort inside one cannot be caught, so every run
+//! executes in a worker process (`pn-host suite worker DIR`). A worker loads the plugins once,
+//! keeps loaded data sets, and takes runs one by one as JSON lines on stdin; it writes each run's
+//! folder itself and answers with JSON-line events on stdout. If a worker dies, its run is
+//! recorded as failed and a fresh worker takes the next one. Workers die with their parent.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Data;
+use crate::device::parse_device;
+use crate::engine::{Observer, Status};
+use crate::job;
+use crate::registry::Registry;
+use crate::suite::{PlannedRun, Store};
+
+/// What a worker tells its parent, one JSON object per line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Event {
+    Ready,
+    Progress {
+        done: u64,
+        total: u64,
+    },
+    Finished {
+        status: Status,
+        line: String,
+        train_s: f64,
+        busy_s: f64,
+    },
+}
+
+/// How one run went, as the parent saw it.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// Run id.
+    pub id: String,
+    /// Its status.
+    pub status: Status,
+    /// One line for the log.
+    pub line: String,
+    /// Seconds of training (the engine's wall time).
+    pub train_s: f64,
+    /// Seconds the worker spent on the run (data, training, writing results).
+    pub busy_s: f64,
+}
+
+/// What a pool did.
+#[derive(Debug, Clone, Default)]
+pub struct PoolStats {
+    /// Every executed run.
+    pub reports: Vec<RunReport>,
+    /// Seconds workers spent starting (process start, loading plugins), summed.
+    pub startup_s: f64,
+}
+
+impl PoolStats {
+    /// Time not spent training (worker start, plugin loading, data, writing results) as a
+    /// fraction of the training time.
+    pub fn overhead(&self) -> f64 {
+        let train: f64 = self.reports.iter().map(|r| r.train_s).sum();
+        let busy: f64 = self.reports.iter().map(|r| r.busy_s).sum();
+        (busy - train + self.startup_s) / train.max(1e-9)
+    }
+}
+
+/// How to start workers.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// The `pn-host` executable.
+    pub exe: PathBuf,
+    /// Arguments that make it a worker for this suite (global flags, `suite worker DIR`).
+    pub worker_args: Vec<String>,
+    /// Workers at a time.
+    pub jobs: usize,
+    /// No progress bars or per-run lines (failures are still printed).
+    pub quiet: bool,
+}
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+struct Shared {
+    queue: Mutex<VecDeque<PlannedRun>>,
+    stats: Mutex<PoolStats>,
+    multi: MultiProgress,
+    overall: ProgressBar,
+    quiet: bool,
+}
+
+impl Shared {
+    fn say(&self, line: &str) {
+        if self.multi.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            let _ = self.multi.println(line);
+        }
+    }
+}
+
+/// Runs `runs` in up to `opts.jobs` workers; `on_crash` records a run whose worker died.
+pub fn execute(
+    runs: Vec<PlannedRun>,
+    opts: &PoolOptions,
+    on_crash: &(dyn Fn(&PlannedRun, &str) -> Result<(), String> + Sync),
+) -> Result<PoolStats, String> {
+    let total = runs.len() as u64;
+    let multi = MultiProgress::with_draw_target(if opts.quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    });
+    let overall = multi.add(ProgressBar::new(total));
+    overall.set_style(style(
+        "runs {bar:30} {pos}/{len} ({elapsed} elapsed, ETA {eta})",
+    ));
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(runs.into()),
+        stats: Mutex::new(PoolStats::default()),
+        multi,
+        overall,
+        quiet: opts.quiet,
+    });
+    let jobs = opts.jobs.clamp(1, total.max(1) as usize);
+    let errors: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|_| {
+                let shared = shared.clone();
+                scope.spawn(move || slot(&shared, opts, on_crash))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| match h.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("a worker thread panicked".into()),
+            })
+            .collect()
+    });
+    shared.overall.finish_and_clear();
+    if let Some(e) = errors.into_iter().next() {
+        return Err(e);
+    }
+    let stats = shared.stats.lock().map_err(|e| e.to_string())?.clone();
+    Ok(stats)
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+/// One worker slot: starts a worker, feeds it runs until the queue is empty, replaces it if
+/// it dies.
+fn slot(
+    shared: &Shared,
+    opts: &PoolOptions,
+    on_crash: &(dyn Fn(&PlannedRun, &str) -> Result<(), String> + Sync),
+) -> Result<(), String> {
+    let bar = shared.multi.add(ProgressBar::new(0));
+    bar.set_style(style("{prefix:>44} {bar:24} {pos}/{len} steps"));
+    let mut worker: Option<Worker> = None;
+    loop {
+        let Some(run) = shared.queue.lock().map_err(|e| e.to_string())?.pop_front() else {
+            break;
+        };
+        if worker.is_none() {
+            let started = Instant::now();
+            worker = Some(spawn(opts, shared)?);
+            shared.stats.lock().map_err(|e| e.to_string())?.startup_s +=
+                started.elapsed().as_secs_f64();
+        }
+        let w = worker.as_mut().expect("started above");
+        bar.set_prefix(run.id.clone());
+        bar.set_position(0);
+        let report = match feed(w, &run, &bar) {
+            Ok(report) => report,
+            Err(message) => {
+                let mut dead = worker.take().expect("started above");
+                let _ = dead.child.kill();
+                let how = dead
+                    .child
+                    .wait()
+                    .map(describe_exit)
+                    .unwrap_or_else(|e| e.to_string());
+                let message = format!("the worker process died during this run ({how}{message})");
+                on_crash(&run, &message)?;
+                RunReport {
+                    id: run.id.clone(),
+                    status: Status::Failed,
+                    line: format!("{}: failed: {message}", run.id),
+                    train_s: 0.0,
+                    busy_s: 0.0,
+                }
+            }
+        };
+        if report.status != Status::Completed {
+            shared.say(&format!("error: {}", report.line));
+        } else if !shared.quiet {
+            shared.say(&report.line);
+        }
+        shared
+            .stats
+            .lock()
+            .map_err(|e| e.to_string())?
+            .reports
+            .push(report);
+        shared.overall.inc(1);
+    }
+    bar.finish_and_clear();
+    if let Some(mut w) = worker {
+        drop(w.stdin);
+        let _ = w.child.wait();
+    }
+    Ok(())
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (_, Some(signal)) => format!("killed by signal {signal}"),
+        (Some(code), _) => format!("exit code {code}"),
+        _ => "unknown exit".into(),
+    }
+}
+
+fn spawn(opts: &PoolOptions, shared: &Shared) -> Result<Worker, String> {
+    let mut child = Command::new(&opts.exe)
+        .args(&opts.worker_args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start a worker ({}): {e}", opts.exe.display()))?;
+    let stdin = child.stdin.take().expect("piped");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let stderr = child.stderr.take().expect("piped");
+    let multi = shared.multi.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if multi.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                let _ = multi.println(line);
+            }
+        }
+    });
+    match read_event(&mut stdout) {
+        Some(Event::Ready) => Ok(Worker {
+            child,
+            stdin,
+            stdout,
+        }),
+        _ => {
+            let how = child.wait().map(describe_exit).unwrap_or_default();
+            Err(format!("a worker process could not start ({how})"))
+        }
+    }
+}
+
+fn read_event(stdout: &mut BufReader<ChildStdout>) -> Option<Event> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stdout.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        // Anything that is not an event (a plugin printing to stdout) is skipped.
+        if let Ok(event) = serde_json::from_str(line.trim()) {
+            return Some(event);
+        }
+    }
+}
+
+/// Sends one run and waits for its result; `Err` when the worker died.
+fn feed(w: &mut Worker, run: &PlannedRun, bar: &ProgressBar) -> Result<RunReport, String> {
+    let json = serde_json::to_string(run).map_err(|e| e.to_string())?;
+    writeln!(w.stdin, "{json}")
+        .and_then(|_| w.stdin.flush())
+        .map_err(|e| format!(", {e}"))?;
+    loop {
+        match read_event(&mut w.stdout) {
+            Some(Event::Progress { done, total }) => {
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+            Some(Event::Finished {
+                status,
+                line,
+                train_s,
+                busy_s,
+            }) => {
+                return Ok(RunReport {
+                    id: run.id.clone(),
+                    status,
+                    line,
+                    train_s,
+                    busy_s,
+                })
+            }
+            Some(Event::Ready) => {}
+            None => return Err(String::new()),
+        }
+    }
+}
+
+/// Reports progress to the parent at most every 100 ms.
+struct Reporter {
+    last: Instant,
+}
+
+impl Observer for Reporter {
+    fn step(&mut self, _phase: u32, done: u64, total: u64) {
+        if self.last.elapsed() > Duration::from_millis(100) || done == total {
+            self.last = Instant::now();
+            emit(&Event::Progress { done, total });
+        }
+    }
+}
+
+fn emit(event: &Event) {
+    let mut out = std::io::stdout().lock();
+    if let Ok(json) = serde_json::to_string(event) {
+        let _ = writeln!(out, "{json}");
+        let _ = out.flush();
+    }
+}
+
+/// The worker side: reads runs from stdin until it closes, executes each, writes its folder.
+pub fn worker(registry: &Registry, store: &Store, device_name: &str) -> Result<(), String> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with PR_SET_PDEATHSIG only sets a signal for this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    let device = parse_device(device_name)?;
+    let mut data_sets: HashMap<String, Data> = HashMap::new();
+    emit(&Event::Ready);
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        let run: PlannedRun =
+            serde_json::from_str(&line).map_err(|e| format!("bad run from parent: {e}"))?;
+        let started = Instant::now();
+        let key = format!("{}{}", run.config.dataset.name, run.config.dataset.config);
+        if !data_sets.contains_key(&key) {
+            match job::load_data(registry, &run.config.dataset, &device) {
+                Ok(data) => {
+                    data_sets.insert(key.clone(), data);
+                }
+                Err(e) => {
+                    let (record, outcome) = job::failed(registry, &run.config, device_name, e);
+                    store.write_run(&run, &record, &outcome)?;
+                    finished(&run, &record, started);
+                    continue;
+                }
+            }
+        }
+        let mut reporter = Reporter {
+            last: Instant::now(),
+        };
+        let (record, outcome) = job::execute(
+            registry,
+            &run.config,
+            &data_sets[&key],
+            device_name,
+            &mut reporter,
+        );
+        store.write_run(&run, &record, &outcome)?;
+        finished(&run, &record, started);
+    }
+    Ok(())
+}
+
+fn finished(run: &PlannedRun, record: &job::RunRecord, started: Instant) {
+    emit(&Event::Finished {
+        status: record.status,
+        line: job::describe(&run.id, record),
+        train_s: record.wall_time_s,
+        busy_s: started.elapsed().as_secs_f64(),
+    });
+}

@@ -1,0 +1,738 @@
+//! Comparison suites: the suite file, its expansion into runs (strategies × workloads × seeds,
+//! plus equal-step budgets), sharding, and the results store on disk.
+//!
+//! A suite directory holds `plan.json` (every planned run, so `suite report` needs no plugins)
+//! and `runs/<id>/` per run: `config.json`, `run.json` (the manifest: versions, device, plugin
+//! hashes, status, metrics), `metrics.csv` and `metrics.jsonl` (per epoch), `model.safetensors`
+//! and `kept.safetensors`. A run folder is written under a temporary name and renamed into
+//! place, so it is either complete or absent.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use toml::Spanned;
+
+use crate::engine::{Outcome, Status, TrainConfig};
+use crate::job::{self, ComponentRef, RunConfig, RunRecord};
+use crate::registry::{Kind, Registry};
+
+/// The metric a workload's target is set on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Task loss on the training split (lower is better).
+    TrainLoss,
+    /// Task loss on the held-out split (lower is better).
+    ValidLoss,
+    /// Accuracy on the held-out split (higher is better).
+    ValidAccuracy,
+}
+
+impl Metric {
+    /// Whether larger values are better.
+    pub fn higher_is_better(self) -> bool {
+        self == Metric::ValidAccuracy
+    }
+    /// Whether `value` meets `target`.
+    pub fn meets(self, value: f64, target: f64) -> bool {
+        if self.higher_is_better() {
+            value >= target
+        } else {
+            value <= target
+        }
+    }
+    /// Its snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::TrainLoss => "train_loss",
+            Metric::ValidLoss => "valid_loss",
+            Metric::ValidAccuracy => "valid_accuracy",
+        }
+    }
+}
+
+/// A workload's target: a run reaches it when its final `metric` meets `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The metric.
+    pub metric: Metric,
+    /// The value to reach (at most, for losses; at least, for accuracy).
+    pub value: f64,
+}
+
+/// Seeds: a count (`master_seed`, `master_seed + 1`, …) or an explicit list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Seeds {
+    Count(u64),
+    List(Vec<u64>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComponentSpec {
+    name: Spanned<String>,
+    #[serde(default)]
+    config: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrategySpec {
+    #[serde(default)]
+    name: Option<Spanned<String>>,
+    #[serde(default)]
+    config: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadSpec {
+    model: ComponentSpec,
+    dataset: ComponentSpec,
+    #[serde(default)]
+    train: Option<Spanned<TrainConfig>>,
+    #[serde(default)]
+    target: Option<Target>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuiteFile {
+    #[serde(default)]
+    name: Option<String>,
+    reference: Spanned<String>,
+    seeds: Seeds,
+    #[serde(default)]
+    master_seed: u64,
+    #[serde(default = "yes")]
+    equal_steps: bool,
+    #[serde(default)]
+    plugins: IndexMap<String, Spanned<String>>,
+    strategies: IndexMap<Spanned<String>, StrategySpec>,
+    workloads: IndexMap<Spanned<String>, WorkloadSpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A suite file read and checked against the loaded plugins.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// The suite's name (default: the file's stem).
+    pub name: String,
+    /// The strategy label every other strategy is compared with.
+    pub reference: String,
+    /// The seeds every strategy runs on every workload.
+    pub seeds: Vec<u64>,
+    /// Whether strategies with fewer phases also run with the total budget of the longest.
+    pub equal_steps: bool,
+    /// Strategies by label, in file order.
+    pub strategies: Vec<(String, ComponentRef)>,
+    /// Workloads by label, in file order.
+    pub workloads: Vec<PlannedWorkload>,
+    /// The suite file's text.
+    pub source: String,
+    /// Phases of each strategy (same order as `strategies`).
+    phases: Vec<u32>,
+}
+
+/// One workload of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedWorkload {
+    /// Its label in the suite file.
+    pub label: String,
+    /// Model, data set and training settings.
+    pub workload: job::Workload,
+    /// Its target, if any.
+    pub target: Option<Target>,
+}
+
+/// Which budget a run has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Budget {
+    /// `train.epochs` per phase, as the workload says.
+    PerPhase,
+    /// Epochs stretched so the run takes as many steps as the suite's longest strategy.
+    EqualSteps,
+}
+
+/// One run of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedRun {
+    /// Unique id, also its folder name: `workload.strategy[.equal_steps].seedN`.
+    pub id: String,
+    /// Workload label.
+    pub workload: String,
+    /// Strategy label.
+    pub strategy: String,
+    /// Its budget.
+    pub budget: Budget,
+    /// Phases of its strategy.
+    pub phases: u32,
+    /// What the run trains.
+    pub config: RunConfig,
+}
+
+/// Every run of a suite, written to `plan.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Suite name.
+    pub suite: String,
+    /// Reference strategy label.
+    pub reference: String,
+    /// Strategy labels in order.
+    pub strategies: Vec<String>,
+    /// Workloads in order.
+    pub workloads: Vec<PlannedWorkload>,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// Runs, sorted by id.
+    pub runs: Vec<PlannedRun>,
+}
+
+fn line_of(text: &str, span: std::ops::Range<usize>) -> usize {
+    text[..span.start.min(text.len())].lines().count().max(1)
+}
+
+fn to_json(value: &Option<Spanned<toml::Value>>) -> Value {
+    value
+        .as_ref()
+        .and_then(|v| serde_json::to_value(v.get_ref()).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The line to blame for a component that cannot be built: its name when no plugin provides
+/// it, else its config.
+fn blame(
+    registry: &Registry,
+    kind: Kind,
+    text: &str,
+    name: &Spanned<String>,
+    config: &Option<Spanned<toml::Value>>,
+) -> usize {
+    match config {
+        Some(c) if registry.provider(kind, name.get_ref()).is_some() => line_of(text, c.span()),
+        _ => line_of(text, name.span()),
+    }
+}
+
+fn check_label(label: &Spanned<String>, text: &str, origin: &str) -> Result<String, String> {
+    let name = label.get_ref();
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(name.clone())
+    } else {
+        Err(format!(
+            "{origin}, line {}: label `{name}` may use only letters, digits, `_` and `-`",
+            line_of(text, label.span())
+        ))
+    }
+}
+
+impl Suite {
+    /// Parses a suite file and checks every name, config and pin against `registry`; errors
+    /// name the file and line.
+    pub fn parse(text: &str, origin: &str, registry: &Registry) -> Result<Self, String> {
+        Self::parse_inner(text, origin, registry, false)
+    }
+
+    /// Like [`Suite::parse`], but leaves out strategies no loaded plugin provides (other than
+    /// the reference).
+    pub fn parse_available(text: &str, origin: &str, registry: &Registry) -> Result<Self, String> {
+        Self::parse_inner(text, origin, registry, true)
+    }
+
+    fn parse_inner(
+        text: &str,
+        origin: &str,
+        registry: &Registry,
+        lenient: bool,
+    ) -> Result<Self, String> {
+        let at = |line: usize| format!("{origin}, line {line}");
+        let file: SuiteFile = job::parse_toml(text, origin)?;
+        let name = file.name.clone().unwrap_or_else(|| {
+            Path::new(origin)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "suite".into())
+        });
+        let seeds = match &file.seeds {
+            Seeds::Count(0) => return Err(format!("{origin}: `seeds` must be at least 1")),
+            Seeds::Count(n) => (file.master_seed..file.master_seed + n).collect(),
+            Seeds::List(list) if list.is_empty() => {
+                return Err(format!("{origin}: `seeds` is an empty list"))
+            }
+            Seeds::List(list) => list.clone(),
+        };
+        for (file_name, pin) in &file.plugins {
+            check_pin(registry, file_name, pin.get_ref())
+                .map_err(|e| format!("{}: {e}", at(line_of(text, pin.span()))))?;
+        }
+        if file.strategies.is_empty() || file.workloads.is_empty() {
+            return Err(format!(
+                "{origin}: a suite needs at least one [strategies.NAME] and one [workloads.NAME]"
+            ));
+        }
+        let mut strategies = vec![];
+        let mut phases = vec![];
+        for (label, spec) in &file.strategies {
+            let label_name = check_label(label, text, origin)?;
+            let component = spec.name.as_ref().unwrap_or(label);
+            if lenient
+                && label != &file.reference
+                && registry
+                    .provider(Kind::Strategy, component.get_ref())
+                    .is_none()
+            {
+                continue;
+            }
+            let line = blame(registry, Kind::Strategy, text, component, &spec.config);
+            let config = to_json(&spec.config);
+            let (strategy, _) = registry
+                .strategy(component.get_ref(), &config)
+                .map_err(|e| format!("{}: {e}", at(line)))?;
+            let k = strategy
+                .phases()
+                .into_result()
+                .map_err(|e| format!("{}: {e}", at(line)))?;
+            phases.push(k.max(1));
+            strategies.push((
+                label_name,
+                ComponentRef {
+                    name: component.get_ref().clone(),
+                    config,
+                },
+            ));
+        }
+        if !strategies
+            .iter()
+            .any(|(l, _)| l == file.reference.get_ref())
+        {
+            return Err(format!(
+                "{}: reference `{}` is not one of the strategies ({})",
+                at(line_of(text, file.reference.span())),
+                file.reference.get_ref(),
+                strategies
+                    .iter()
+                    .map(|(l, _)| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let mut workloads = vec![];
+        for (label, spec) in &file.workloads {
+            let label_name = check_label(label, text, origin)?;
+            let component = |c: &ComponentSpec| ComponentRef {
+                name: c.name.get_ref().clone(),
+                config: to_json(&c.config),
+            };
+            let model = component(&spec.model);
+            let blamed =
+                |c: &ComponentSpec, kind| at(blame(registry, kind, text, &c.name, &c.config));
+            registry
+                .model(&model.name, &model.config)
+                .map_err(|e| format!("{}: {e}", blamed(&spec.model, Kind::Model)))?;
+            let dataset = component(&spec.dataset);
+            registry
+                .dataset(&dataset.name, &dataset.config)
+                .map_err(|e| format!("{}: {e}", blamed(&spec.dataset, Kind::Dataset)))?;
+            let train = spec
+                .train
+                .as_ref()
+                .map(|t| t.get_ref().clone())
+                .unwrap_or_default();
+            train.validate().map_err(|e| {
+                let line = spec.train.as_ref().map_or(1, |t| line_of(text, t.span()));
+                format!("{}: {e}", at(line))
+            })?;
+            workloads.push(PlannedWorkload {
+                label: label_name,
+                workload: job::Workload {
+                    model,
+                    dataset,
+                    train,
+                },
+                target: spec.target,
+            });
+        }
+        Ok(Self {
+            name,
+            reference: file.reference.into_inner(),
+            seeds,
+            equal_steps: file.equal_steps,
+            strategies,
+            workloads,
+            source: text.to_string(),
+            phases,
+        })
+    }
+
+    /// Keeps only the strategies `keep` accepts (and the reference).
+    pub fn retain_strategies(&mut self, keep: impl Fn(&str, &ComponentRef) -> bool) {
+        let reference = self.reference.clone();
+        let mut phases = self.phases.iter();
+        let mut kept_phases = vec![];
+        self.strategies.retain(|(label, c)| {
+            let k = *phases.next().unwrap_or(&1);
+            let keep = *label == reference || keep(label, c);
+            if keep {
+                kept_phases.push(k);
+            }
+            keep
+        });
+        self.phases = kept_phases;
+    }
+
+    /// Expands the suite into its runs, sorted by id. With `equal_steps`, a strategy with fewer
+    /// phases than the suite's longest also runs with its epochs stretched to the same total.
+    pub fn plan(&self) -> Plan {
+        let longest = self.phases.iter().copied().max().unwrap_or(1);
+        let mut runs = vec![];
+        for w in &self.workloads {
+            for ((label, strategy), &k) in self.strategies.iter().zip(&self.phases) {
+                let mut budgets = vec![(Budget::PerPhase, w.workload.train.epochs)];
+                if self.equal_steps && k < longest {
+                    let stretched =
+                        (w.workload.train.epochs as u64 * longest as u64).div_ceil(k as u64) as u32;
+                    budgets.push((Budget::EqualSteps, stretched));
+                }
+                for (budget, epochs) in budgets {
+                    for &seed in &self.seeds {
+                        let mut config = RunConfig::new(strategy.clone(), &w.workload, seed);
+                        config.train.epochs = epochs;
+                        let infix = match budget {
+                            Budget::PerPhase => String::new(),
+                            Budget::EqualSteps => ".equal_steps".into(),
+                        };
+                        runs.push(PlannedRun {
+                            id: format!("{}.{label}{infix}.seed{seed}", w.label),
+                            workload: w.label.clone(),
+                            strategy: label.clone(),
+                            budget,
+                            phases: k,
+                            config,
+                        });
+                    }
+                }
+            }
+        }
+        runs.sort_by(|a, b| a.id.cmp(&b.id));
+        Plan {
+            suite: self.name.clone(),
+            reference: self.reference.clone(),
+            strategies: self.strategies.iter().map(|(l, _)| l.clone()).collect(),
+            workloads: self.workloads.clone(),
+            seeds: self.seeds.clone(),
+            runs,
+        }
+    }
+}
+
+fn check_pin(registry: &Registry, file_name: &str, sha256: &str) -> Result<(), String> {
+    let plugin = registry
+        .plugins
+        .iter()
+        .find(|p| p.path.ends_with(file_name) || p.path.file_name().is_some_and(|n| n == file_name))
+        .ok_or_else(|| format!("pinned plugin `{file_name}` is not loaded"))?;
+    if plugin.sha256 != sha256.to_ascii_lowercase() {
+        return Err(format!(
+            "plugin {} has changed: sha256 {} but the suite pins {sha256}",
+            plugin.path.display(),
+            plugin.sha256
+        ));
+    }
+    Ok(())
+}
+
+/// The first workload of the embedded default suite (for `pn-host run` without a run file).
+pub fn default_workload() -> job::Workload {
+    let file: toml::Table = toml::from_str(job::DEFAULT_SUITE).expect("embedded suite parses");
+    let mut workload = file["workloads"]
+        .as_table()
+        .and_then(|w| w.values().next())
+        .and_then(|w| w.as_table())
+        .cloned()
+        .expect("embedded suite has a workload");
+    workload.remove("target");
+    toml::Value::Table(workload)
+        .try_into()
+        .expect("embedded workload is valid")
+}
+
+/// Parses `I/N` (1 ≤ I ≤ N).
+pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let parsed = text
+        .split_once('/')
+        .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+    match parsed {
+        Some((i, n)) if 1 <= i && i <= n => Ok((i, n)),
+        _ => Err(format!(
+            "--shard `{text}`: expected I/N with 1 ≤ I ≤ N, e.g. 2/8"
+        )),
+    }
+}
+
+/// Shard `i` of `n` (from 1): every `n`-th run of the id-sorted list, starting at the `i`-th,
+/// so each shard gets a similar mix of strategies and every run lands in exactly one shard.
+pub fn shard<T>(runs: Vec<T>, (i, n): (usize, usize)) -> Vec<T> {
+    runs.into_iter()
+        .enumerate()
+        .filter(|(k, _)| k % n == i - 1)
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// Where a suite's files live.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// The suite directory.
+    pub dir: PathBuf,
+}
+
+/// What the store holds for a planned run.
+#[derive(Debug)]
+pub enum RunState {
+    /// No finished folder.
+    Missing,
+    /// A folder from another config or other plugin files.
+    Stale,
+    /// Completed or diverged: a result.
+    Finished(Box<RunRecord>),
+    /// The run failed (a plugin error or a crash).
+    Failed(Box<RunRecord>),
+}
+
+impl Store {
+    /// Opens (creating) a suite directory.
+    pub fn create(dir: &Path) -> Result<Self, String> {
+        std::fs::create_dir_all(dir.join("runs"))
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(Self { dir: dir.into() })
+    }
+
+    /// Opens an existing suite directory.
+    pub fn open(dir: &Path) -> Result<Self, String> {
+        if !dir.join("plan.json").is_file() {
+            return Err(format!(
+                "{} is not a suite directory (no plan.json; run `pn-host suite run FILE` first)",
+                dir.display()
+            ));
+        }
+        Ok(Self { dir: dir.into() })
+    }
+
+    /// The folder of run `id`.
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.dir.join("runs").join(id)
+    }
+
+    /// Writes `plan.json` and the suite file's text (atomically).
+    pub fn write_plan(&self, plan: &Plan, source: &str) -> Result<(), String> {
+        let json = serde_json::to_vec_pretty(plan).map_err(|e| e.to_string())?;
+        job::write_atomic(&self.dir.join("plan.json"), &json)?;
+        job::write_atomic(&self.dir.join("suite.toml"), source.as_bytes())
+    }
+
+    /// Reads `plan.json`.
+    pub fn read_plan(&self) -> Result<Plan, String> {
+        let path = self.dir.join("plan.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The state of `run`; with `plugins`, a run made with other plugin files is stale.
+    pub fn state(&self, run: &PlannedRun, plugins: Option<&Registry>) -> RunState {
+        let dir = self.run_dir(&run.id);
+        let config: Option<RunConfig> = std::fs::read(dir.join("config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let record: Option<RunRecord> = std::fs::read(dir.join("run.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let (Some(config), Some(record)) = (config, record) else {
+            return RunState::Missing;
+        };
+        let changed_plugin = plugins.is_some_and(|registry| {
+            record
+                .plugins
+                .iter()
+                .any(|used| !registry.plugins.iter().any(|p| p.sha256 == used.sha256))
+        });
+        if config != run.config || changed_plugin {
+            return RunState::Stale;
+        }
+        match record.status {
+            Status::Failed => RunState::Failed(Box::new(record)),
+            _ => RunState::Finished(Box::new(record)),
+        }
+    }
+
+    /// Writes a run's folder: everything goes into a temporary folder that is then renamed
+    /// into place, replacing an older folder of the same run.
+    pub fn write_run(
+        &self,
+        run: &PlannedRun,
+        record: &RunRecord,
+        outcome: &Outcome,
+    ) -> Result<(), String> {
+        let runs = self.dir.join("runs");
+        let tag = format!("{}-{}", host_name(), std::process::id());
+        let tmp = runs.join(format!(".tmp-{}-{tag}", run.id));
+        let _ = std::fs::remove_dir_all(&tmp);
+        job::write_run(&tmp, record, outcome)?;
+        let config = serde_json::to_vec_pretty(&run.config).map_err(|e| e.to_string())?;
+        job::write_atomic(&tmp.join("config.json"), &config)?;
+        write_metrics(&tmp, record)?;
+        let target = self.run_dir(&run.id);
+        if target.exists() {
+            let old = runs.join(format!(".old-{}-{tag}", run.id));
+            let _ = std::fs::remove_dir_all(&old);
+            std::fs::rename(&target, &old)
+                .map_err(|e| format!("cannot replace {}: {e}", target.display()))?;
+            let _ = std::fs::remove_dir_all(&old);
+        }
+        std::fs::rename(&tmp, &target)
+            .map_err(|e| format!("cannot write {}: {e}", target.display()))
+    }
+
+    /// Removes temporary folders left by killed processes of this machine.
+    pub fn clean_leftovers(&self) {
+        let prefix = format!("{}-", host_name());
+        let Ok(entries) = std::fs::read_dir(self.dir.join("runs")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with(".tmp-") || name.starts_with(".old-")) {
+                continue;
+            }
+            let pid = name
+                .rsplit_once('-')
+                .and_then(|(rest, pid)| rest.contains(&prefix).then_some(pid))
+                .and_then(|pid| pid.parse::<i32>().ok());
+            if pid.is_some_and(|pid| !process_alive(pid)) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+    // truncates, and we stop at the first NUL.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    if ok && end > 0 {
+        String::from_utf8_lossy(&buf[..end]).replace(['-', '/', '.'], "_")
+    } else {
+        "host".into()
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let sent = unsafe { libc::kill(pid, 0) } == 0;
+    sent || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// One row of `metrics.csv` / `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricRow {
+    /// Phase, from 1.
+    pub phase: u32,
+    /// Epoch within the phase, from 1.
+    pub epoch: u32,
+    /// Optimizer steps since the run started, over all phases.
+    pub step: u64,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Training accuracy over the epoch's batches.
+    pub train_accuracy: Option<f64>,
+    /// Held-out loss after the epoch.
+    pub valid_loss: f64,
+    /// Held-out accuracy after the epoch.
+    pub valid_accuracy: Option<f64>,
+    /// Seconds since the run started.
+    pub elapsed_s: f64,
+}
+
+/// The per-epoch rows of a run, with steps counted over all phases.
+pub fn metric_rows(record: &RunRecord) -> Vec<MetricRow> {
+    let mut rows = vec![];
+    let mut before = 0u64;
+    for (p, phase) in record.phases.iter().enumerate() {
+        let per_epoch = phase.steps / phase.epochs.len().max(1) as u64;
+        for e in &phase.epochs {
+            rows.push(MetricRow {
+                phase: p as u32 + 1,
+                epoch: e.epoch,
+                step: before + per_epoch * e.epoch as u64,
+                train_loss: e.train_loss,
+                train_accuracy: e.train_accuracy,
+                valid_loss: e.valid_loss,
+                valid_accuracy: e.valid_accuracy,
+                elapsed_s: e.elapsed_s,
+            });
+        }
+        before += phase.steps;
+    }
+    rows
+}
+
+fn write_metrics(dir: &Path, record: &RunRecord) -> Result<(), String> {
+    let rows = metric_rows(record);
+    let mut csv = csv::Writer::from_writer(vec![]);
+    let mut jsonl = vec![];
+    for row in &rows {
+        csv.serialize(row).map_err(|e| e.to_string())?;
+        serde_json::to_writer(&mut jsonl, row).map_err(|e| e.to_string())?;
+        jsonl.push(b'\n');
+    }
+    let csv = csv.into_inner().map_err(|e| e.to_string())?;
+    job::write_atomic(&dir.join("metrics.csv"), &csv)?;
+    job::write_atomic(&dir.join("metrics.jsonl"), &jsonl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_every_run_exactly_once() {
+        for n in 1..=7 {
+            let runs: Vec<usize> = (0..23).collect();
+            let mut seen: Vec<usize> = (1..=n).flat_map(|i| shard(runs.clone(), (i, n))).collect();
+            seen.sort();
+            assert_eq!(seen, runs, "n = {n}");
+            let sizes: Vec<usize> = (1..=n).map(|i| shard(runs.clone(), (i, n)).len()).collect();
+            assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
+        }
+    }
+
+    #[test]
+    fn shard_syntax() {
+        assert_eq!(parse_shard("2/8"), Ok((2, 8)));
+        assert!(parse_shard("0/8").is_err());
+        assert!(parse_shard("9/8").is_err());
+        assert!(parse_shard("3").is_err());
+    }
+
+    #[test]
+    fn targets_respect_direction() {
+        assert!(Metric::TrainLoss.meets(1e-4, 1e-3));
+        assert!(!Metric::TrainLoss.meets(1e-2, 1e-3));
+        assert!(Metric::ValidAccuracy.meets(0.97, 0.95));
+        assert!(!Metric::ValidAccuracy.meets(0.9, 0.95));
+    }
+}

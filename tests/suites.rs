@@ -1,0 +1,252 @@
+//! Comparison suites end to end: mistakes in a suite file, a suite killed with SIGKILL and
+//! resumed, and sharded runs (through the generated Slurm scripts) merging into one report.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use pn_tests::{assert_one_line_error, pn_host, root, run_host, stderr, TINY_SUITE};
+
+fn plugin_dir() -> String {
+    root().join("plugins").display().to_string()
+}
+
+fn suite_args<'a>(file: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["-q", "suite", "run", file, "--out", out];
+    args.extend(extra);
+    args
+}
+
+/// Finished run folders: name -> (run.json bytes, modification time).
+fn finished(dir: &Path) -> BTreeMap<String, (Vec<u8>, SystemTime)> {
+    std::fs::read_dir(dir.join("runs"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .map(|e| {
+                    let json = e.path().join("run.json");
+                    let bytes = std::fs::read(&json).expect("a run folder has its run.json");
+                    let time = std::fs::metadata(&json).unwrap().modified().unwrap();
+                    (e.file_name().to_string_lossy().into_owned(), (bytes, time))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// summary.csv without the wall-clock columns, which differ between any two executions.
+fn summary_without_times(dir: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(dir.join("summary.csv")).expect("summary.csv");
+    let rows: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    let keep: Vec<usize> = (0..rows[0].len())
+        .filter(|&i| !rows[0][i].contains("time"))
+        .collect();
+    rows.iter()
+        .map(|r| keep.iter().map(|&i| r[i].clone()).collect())
+        .collect()
+}
+
+fn write_suite(dir: &Path, text: &str) -> String {
+    let file = dir.join("suite.toml");
+    std::fs::write(&file, text).unwrap();
+    file.display().to_string()
+}
+
+#[test]
+fn a_killed_suite_resumes_and_shards_merge_into_the_same_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_suite(tmp.path(), TINY_SUITE);
+    let path = |name: &str| tmp.path().join(name).display().to_string();
+    let (killed, whole, sharded) = (path("killed"), path("whole"), path("sharded"));
+
+    // Start the suite with one worker and SIGKILL it after a few runs have finished.
+    let mut child = Command::new(pn_host())
+        .current_dir(root())
+        .args(suite_args(&file, &killed, &["--jobs", "1"]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while finished(Path::new(&killed)).len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no runs finished"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = finished(Path::new(&killed));
+    assert!(
+        (3..12).contains(&before.len()),
+        "killed mid-way: {} of 12 runs done",
+        before.len()
+    );
+
+    // Rerun: finished runs are kept as they were, the rest is done, nothing is left half-written.
+    let out = run_host(&root(), &suite_args(&file, &killed, &["--jobs", "2"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = finished(Path::new(&killed));
+    assert_eq!(after.len(), 12);
+    for (name, old) in &before {
+        assert_eq!(&after[name], old, "{name} was redone");
+    }
+    for entry in std::fs::read_dir(Path::new(&killed).join("runs"))
+        .unwrap()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with('.'), "leftover temporary folder {name}");
+        for f in [
+            "config.json",
+            "metrics.csv",
+            "metrics.jsonl",
+            "model.safetensors",
+        ] {
+            assert!(entry.path().join(f).is_file(), "{name}/{f} missing");
+        }
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(entry.path().join("run.json")).unwrap()).unwrap();
+        assert_eq!(record["status"], "completed", "{name}");
+    }
+
+    // The same suite uninterrupted.
+    let out = run_host(&root(), &suite_args(&file, &whole, &["--jobs", "2"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // And sharded three ways through the generated Slurm scripts, as array tasks would run it.
+    let out = run_host(
+        &root(),
+        &[
+            "suite",
+            "slurm",
+            &file,
+            "--shards",
+            "3",
+            "--out",
+            &sharded,
+            "--cpus-per-task",
+            "1",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let scripts = PathBuf::from(&sharded).join("slurm");
+    let array = std::fs::read_to_string(scripts.join("array.sbatch")).unwrap();
+    assert!(array.contains("#SBATCH --array=1-3"), "{array}");
+    let mut done = 0;
+    for task in 1..=3 {
+        let out = Command::new("bash")
+            .arg(scripts.join("array.sbatch"))
+            .env("SLURM_ARRAY_TASK_ID", task.to_string())
+            .env("SLURM_CPUS_PER_TASK", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "shard {task}: {}", stderr(&out));
+        let now = finished(Path::new(&sharded)).len();
+        assert_eq!(now - done, 4, "shard {task} ran its share only");
+        done = now;
+    }
+    let out = Command::new("bash")
+        .arg(scripts.join("report.sbatch"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let reference = summary_without_times(Path::new(&whole));
+    assert_eq!(reference.len(), 1 + 2 * 2, "two budgets × two strategies");
+    assert_eq!(summary_without_times(Path::new(&killed)), reference);
+    assert_eq!(summary_without_times(Path::new(&sharded)), reference);
+    let report = std::fs::read_to_string(Path::new(&whole).join("report.md")).unwrap();
+    for plot in ["student-curves", "student-final", "performance-profile"] {
+        assert!(
+            report.contains(&format!("plots/{plot}.png")),
+            "{plot} not in report"
+        );
+        for ext in ["png", "svg"] {
+            let f = Path::new(&whole).join(format!("plots/{plot}.{ext}"));
+            assert!(
+                std::fs::metadata(&f).unwrap().len() > 1000,
+                "{}",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn suite_report_reads_a_directory_without_plugins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let small = TINY_SUITE
+        .replace("seeds = 4", "seeds = [7, 9]")
+        .replace("epochs = 250", "epochs = 20");
+    let file = write_suite(tmp.path(), &small);
+    let out_dir = tmp.path().join("out").display().to_string();
+    let out = run_host(&root(), &suite_args(&file, &out_dir, &[]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = std::fs::read_to_string(tmp.path().join("out/summary.csv")).unwrap();
+    std::fs::remove_file(tmp.path().join("out/summary.csv")).unwrap();
+    // No plugins are needed to report: run it from an empty directory.
+    let out = run_host(tmp.path(), &["suite", "report", &out_dir]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("at equal total steps"), "{stdout}");
+    assert!(stdout.contains("full_persistent"), "{stdout}");
+    let again = std::fs::read_to_string(tmp.path().join("out/summary.csv")).unwrap();
+    assert_eq!(first, again);
+    assert!(
+        first.contains("student,equal_steps,baseline,2,2,0,0,0,160"),
+        "{first}"
+    );
+
+    let out = run_host(tmp.path(), &["suite", "report", "nowhere"]);
+    assert_one_line_error(&out, "not a suite directory");
+}
+
+#[test]
+fn suite_file_mistakes_are_one_line_errors_naming_the_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = plugin_dir();
+    let cases: [(&str, &str, &str); 6] = [
+        (
+            "[strategies.full_persistent]",
+            "[strategies.full_persistent]\nname = \"full_persistant\"",
+            "line 9: unknown strategy `full_persistant`",
+        ),
+        ("epochs = 250", "epochs = \"ten\"", "line 14"),
+        ("seeds = 4", "seeds = 4\nseed = 1", "unknown field `seed`"),
+        (
+            "config = { phases = 2 }",
+            "config = { phase = 2 }",
+            "line 9: unknown config key `phase`",
+        ),
+        (
+            "reference = \"baseline\"",
+            "reference = \"plain\"",
+            "line 3: reference `plain`",
+        ),
+        (
+            "seeds = 4",
+            "seeds = 4\n[plugins]\n\"baseline.so\" = \"0000\"",
+            "line 6: plugin",
+        ),
+    ];
+    for (old, new, needle) in cases {
+        assert!(TINY_SUITE.contains(old), "{old}");
+        let file = write_suite(tmp.path(), &TINY_SUITE.replacen(old, new, 1));
+        let out = run_host(
+            tmp.path(),
+            &["--plugin-dir", &dir, "suite", "run", &file, "--out", "out"],
+        );
+        assert_one_line_error(&out, needle);
+    }
+    assert!(
+        !tmp.path().join("out").exists(),
+        "nothing runs from a bad file"
+    );
+}
