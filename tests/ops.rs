@@ -137,3 +137,69 @@ fn failures_poison_the_rest_and_name_the_operation() {
     let _ = ops.param_group(&["nothing.*"]);
     assert!(s.take_error().unwrap().contains("no parameter matches"));
 }
+
+#[test]
+fn batch_norm_matches_burn_and_keeps_running_statistics() {
+    use burn::nn::{BatchNorm, BatchNormConfig};
+    let names = vec!["bn.weight".to_string(), "bn.bias".to_string()];
+    let s = Session::new(parse_device("cpu").unwrap(), names);
+    let device = s.device().clone();
+    let gamma = Tensor::<B, 1>::random([3], Distribution::Normal(1.0, 0.3), &device);
+    let beta = Tensor::<B, 1>::random([3], Distribution::Normal(0.0, 0.3), &device);
+    let mut burn_bn: BatchNorm<B> = BatchNormConfig::new(3).init(&device);
+    burn_bn.gamma = burn::module::Param::from_tensor(gamma.clone());
+    burn_bn.beta = burn::module::Param::from_tensor(beta.clone());
+    let (momentum, eps) = (0.1, 1e-5);
+    // Our running variance is unbiased (as PyTorch's); Burn's is biased: track it by hand.
+    let (mut mean, mut var) = (
+        Tensor::<B, 1>::zeros([3], &device),
+        Tensor::<B, 1>::ones([3], &device),
+    );
+    let forward = |x: &Tensor<B, 4>, train: bool| {
+        s.reset(vec![], train);
+        let raw = s.ops();
+        let ops = Ops::new(&raw);
+        let g = s.insert(DynTensor::R1(gamma.clone()));
+        let b = s.insert(DynTensor::R1(beta.clone()));
+        s.mark_params(2);
+        let xi = s.insert(DynTensor::R4(x.clone()));
+        let y = ops.batch_norm(ops.tensor(xi), ops.tensor(g), ops.tensor(b), momentum, eps);
+        value(&s, y).into_rank::<4>()
+    };
+    for step in 0..3 {
+        let x = Tensor::<B, 4>::random(
+            [4, 3, 5, 5],
+            Distribution::Normal(step as f64, 2.0),
+            &device,
+        );
+        let ours = forward(&x, true);
+        let expected = burn_bn.forward(x.clone());
+        ours.to_data()
+            .assert_approx_eq::<f32>(&expected.to_data(), Tolerance::absolute(1e-4));
+        let flat = x.swap_dims(0, 1).reshape([3, 100]);
+        let m = flat.clone().mean_dim(1).reshape([3]);
+        let v = (flat - m.clone().reshape([3, 1])).square().sum_dim(1).reshape([3]) / 99.0;
+        mean = mean * (1.0 - momentum) + m * momentum;
+        var = var * (1.0 - momentum) + v * momentum;
+    }
+    let state = s.state();
+    let names: Vec<&str> = state.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ["bn.running_mean", "bn.running_var"]);
+    let x = Tensor::<B, 4>::random([2, 3, 5, 5], Distribution::Normal(0.0, 1.0), &device);
+    let scale = (gamma.clone() / (var + eps).sqrt()).reshape([1, 3, 1, 1]);
+    let shift = beta.clone().reshape([1, 3, 1, 1]);
+    let expected = (x.clone() - mean.reshape([1, 3, 1, 1])) * scale + shift;
+    forward(&x, false)
+        .to_data()
+        .assert_approx_eq::<f32>(&expected.to_data(), Tolerance::absolute(1e-4));
+
+    // gamma must be a parameter of the forward pass, so the host knows whose statistics these are.
+    s.reset(vec![], true);
+    let raw = s.ops();
+    let ops = Ops::new(&raw);
+    let g = ops.tensor(s.insert(DynTensor::R1(gamma.clone())));
+    let xi = ops.tensor(s.insert(DynTensor::R4(x)));
+    let _ = ops.batch_norm(xi, g, g, momentum, eps);
+    let error = s.take_error().expect("refused");
+    assert!(error.contains("gamma must be one of the model's parameters"), "{error}");
+}

@@ -198,3 +198,70 @@ fn reinit_selects_the_phase_with_the_lowest_validation_loss() {
         .unwrap();
     assert_eq!(outcome.selected_phase, Some(best as u32));
 }
+
+/// 3x32x32 images whose class (of 4) is the brightest quadrant: learnable in a few steps.
+fn quadrant_images(device: &Device) -> Data {
+    use pn_plugin_api::{DataSplit, DataSplits, LossKind};
+    let split = |n: usize, salt: usize| {
+        let mut inputs = vec![];
+        let mut targets = vec![];
+        for i in 0..n {
+            let class = (i * 7 + salt) % 4;
+            for c in 0..3 {
+                for y in 0..32 {
+                    for x in 0..32 {
+                        let q = (y / 16) * 2 + x / 16;
+                        let noise = ((i * 31 + c * 17 + y * 5 + x * 3) % 13) as f32 / 13.0;
+                        inputs.push(if q == class { 1.0 } else { 0.0 } + 0.3 * noise);
+                    }
+                }
+            }
+            targets.push(class as f32);
+        }
+        DataSplit {
+            inputs: inputs.into(),
+            targets: targets.into(),
+            len: n,
+        }
+    };
+    let splits = DataSplits {
+        input_shape: vec![3, 32, 32].into(),
+        outputs: 4,
+        loss: LossKind::CrossEntropy,
+        train: split(48, 0),
+        valid: split(16, 1),
+    };
+    Data::upload(splits, device).unwrap()
+}
+
+#[test]
+fn alexnet_and_resnet_learn_on_cpu_and_resnet_saves_its_running_statistics() {
+    let registry = pn_tests::registry(&["baseline", "alexnet", "resnet"]);
+    let device = parse_device("cpu").unwrap();
+    let data = quadrant_images(&device);
+    for (name, lr) in [("alexnet", 1e-3), ("resnet", 1e-2)] {
+        let (model, _) = registry.model(name, &json!({})).unwrap();
+        let (mut strategy, _) = registry.strategy("baseline", &json!({})).unwrap();
+        let cfg = TrainConfig {
+            epochs: 4,
+            batch_size: 16,
+            lr,
+            ..TrainConfig::default()
+        };
+        let outcome = engine::run(&mut strategy, &model, &data, &cfg, 1, &device, &mut Silent);
+        assert_eq!(outcome.status, Status::Completed, "{name}: {:?}", outcome.message);
+        let epochs = &outcome.phases[0].epochs;
+        let (first, last) = (epochs[0].train_loss, epochs[epochs.len() - 1].train_loss);
+        assert!(last < 0.7 * first, "{name}: train loss {first} -> {last}");
+        let state: Vec<&str> = outcome.result_state.iter().map(|(n, _, _)| n.as_str()).collect();
+        if name == "resnet" {
+            assert!(state.contains(&"stem.bn.running_mean"), "{state:?}");
+            assert!(state.contains(&"stage3.block0.shortcut.bn.running_var"), "{state:?}");
+            let (_, shape, mean) = &outcome.result_state[0];
+            assert_eq!(shape, &[16]);
+            assert!(mean.iter().any(|v| *v != 0.0), "running mean was updated");
+        } else {
+            assert!(state.is_empty());
+        }
+    }
+}

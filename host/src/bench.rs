@@ -9,11 +9,11 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::max_pool2d;
+use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
 use burn::tensor::{Int, Tensor, TensorData};
 use pn_plugin_api::abi::{ModelBox, StrategyBox};
 use pn_plugin_api::{DataSplit, DataSplits, LossKind, Progress};
@@ -33,6 +33,8 @@ pub enum Net {
     Mlp(Vec<usize>, &'static str),
     /// The `lenet5` plugin.
     Lenet5,
+    /// The `resnet` plugin's ResNet-20 (batch norm).
+    Resnet20,
 }
 
 /// One benchmarked workload.
@@ -47,10 +49,13 @@ pub struct Case {
     pub classes: usize,
     /// Examples per step.
     pub batch: usize,
+    /// Timed steps per block are `--steps` divided by this (for slow models).
+    pub slowness: usize,
 }
 
 /// The workloads: the teacher-student student, LeNet-300-100 (the fully connected MNIST
-/// network, 266k parameters) and the convolutional LeNet-5 (62k parameters).
+/// network, 266k parameters), the convolutional LeNet-5 (62k parameters) and ResNet-20 with
+/// batch norm on CIFAR-sized inputs (272k parameters).
 pub fn cases() -> Vec<Case> {
     vec![
         Case {
@@ -59,6 +64,7 @@ pub fn cases() -> Vec<Case> {
             input_shape: vec![10],
             classes: 0,
             batch: 200,
+            slowness: 1,
         },
         Case {
             name: "lenet-300-100 mlp (28x28, batch 64)",
@@ -66,6 +72,7 @@ pub fn cases() -> Vec<Case> {
             input_shape: vec![784],
             classes: 10,
             batch: 64,
+            slowness: 1,
         },
         Case {
             name: "lenet-5 conv (28x28, batch 64)",
@@ -73,6 +80,15 @@ pub fn cases() -> Vec<Case> {
             input_shape: vec![1, 28, 28],
             classes: 10,
             batch: 64,
+            slowness: 10,
+        },
+        Case {
+            name: "resnet-20 (3x32x32, batch 128)",
+            net: Net::Resnet20,
+            input_shape: vec![3, 32, 32],
+            classes: 10,
+            batch: 128,
+            slowness: 100,
         },
     ]
 }
@@ -170,6 +186,7 @@ fn plugin_model(registry: &Registry, case: &Case) -> Result<ModelBox, String> {
             &json!({ "hidden": hidden, "output": output, "bias": *output != "sum" }),
         ),
         Net::Lenet5 => registry.model("lenet5", &json!({})),
+        Net::Resnet20 => registry.model("resnet", &json!({ "arch": "resnet20" })),
     };
     built.map(|(model, _)| model)
 }
@@ -263,6 +280,78 @@ struct DirectLenet5<B: Backend> {
     fc: Vec<Linear<B>>,
 }
 
+/// A ResNet basic block written directly with Burn modules.
+#[derive(Module, Debug)]
+struct DirectBlock<B: Backend> {
+    conv1: Conv2d<B>,
+    bn1: BatchNorm<B>,
+    conv2: Conv2d<B>,
+    bn2: BatchNorm<B>,
+    shortcut_conv: Option<Conv2d<B>>,
+    shortcut_bn: Option<BatchNorm<B>>,
+}
+
+/// The same ResNet-20 written directly with Burn modules.
+#[derive(Module, Debug)]
+struct DirectResnet<B: Backend> {
+    stem: Conv2d<B>,
+    stem_bn: BatchNorm<B>,
+    blocks: Vec<DirectBlock<B>>,
+    fc: Linear<B>,
+}
+
+impl DirectResnet<B> {
+    fn new(classes: usize, device: &Device) -> Self {
+        let conv = |i: usize, o: usize, k: usize, stride: usize| {
+            let pad = k / 2;
+            Conv2dConfig::new([i, o], [k, k])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+                .with_bias(false)
+                .init(device)
+        };
+        let bn = |c: usize| BatchNormConfig::new(c).init(device);
+        let mut blocks = vec![];
+        let mut cin = 16;
+        for (stage, cout) in [16, 32, 64].into_iter().enumerate() {
+            for j in 0..3 {
+                let stride = if stage > 0 && j == 0 { 2 } else { 1 };
+                let project = stride != 1 || cin != cout;
+                blocks.push(DirectBlock {
+                    conv1: conv(cin, cout, 3, stride),
+                    bn1: bn(cout),
+                    conv2: conv(cout, cout, 3, 1),
+                    bn2: bn(cout),
+                    shortcut_conv: project.then(|| conv(cin, cout, 1, stride)),
+                    shortcut_bn: project.then(|| bn(cout)),
+                });
+                cin = cout;
+            }
+        }
+        Self {
+            stem: conv(3, 16, 3, 1),
+            stem_bn: bn(16),
+            blocks,
+            fc: LinearConfig::new(64, classes).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        let mut h = relu(self.stem_bn.forward(self.stem.forward(x)));
+        for b in &self.blocks {
+            let y = relu(b.bn1.forward(b.conv1.forward(h.clone())));
+            let y = b.bn2.forward(b.conv2.forward(y));
+            let shortcut = match (&b.shortcut_conv, &b.shortcut_bn) {
+                (Some(c), Some(n)) => n.forward(c.forward(h)),
+                _ => h,
+            };
+            h = relu(y + shortcut);
+        }
+        let n = h.dims()[0];
+        self.fc.forward(adaptive_avg_pool2d(h, [1, 1]).reshape([n, 64]))
+    }
+}
+
 /// Steps of a Burn module whose forward pass is `forward`.
 fn direct_stepper<'a, M: AutodiffModule<B> + 'a>(
     model: M,
@@ -344,6 +433,14 @@ fn direct_case<'a>(case: &Case, data: &'a Data, device: &Device) -> Stepper<'a> 
                 y,
             )
         }
+        Net::Resnet20 => {
+            let x = x.into_rank::<4>();
+            direct_stepper(
+                DirectResnet::new(case.classes, device),
+                move |m| m.forward(x.clone()),
+                y,
+            )
+        }
     }
 }
 
@@ -352,9 +449,11 @@ pub fn run(
     registry: &Registry,
     device: &Device,
     steps: usize,
+    only: Option<&str>,
 ) -> Result<Vec<(String, Figures)>, String> {
     cases()
         .into_iter()
+        .filter(|case| only.is_none_or(|o| case.name.contains(o)))
         .map(|case| {
             let data = synthetic(&case, device)?;
             let (model_a, model_b) = (
@@ -366,7 +465,7 @@ pub fn run(
                 plugin_stepper(registry, &model_a, &case, &data, "baseline", device)?,
                 plugin_stepper(registry, &model_b, &case, &data, "full_persistent", device)?,
             ];
-            let ms = measure(&mut steppers, steps, device)?;
+            let ms = measure(&mut steppers, (steps / case.slowness).max(1), device)?;
             Ok((
                 case.name.to_string(),
                 Figures {

@@ -179,11 +179,16 @@ pub struct Outcome {
     pub wall_time_s: f64,
     /// Parameter values of the selected phase.
     pub result_values: Option<Values>,
+    /// Layer state of the selected phase (batch-norm running statistics), by name.
+    pub result_state: Vec<(String, Vec<usize>, Vec<f32>)>,
     /// Tensors the strategy kept (θ0, anchors), by name.
     pub kept: Vec<(String, Vec<usize>, Vec<f32>)>,
     /// Names and shapes of the model's parameters.
     pub params: Vec<(String, Vec<usize>)>,
 }
+
+/// Named tensors of layer state (batch-norm running statistics).
+type State = Vec<(String, Vec<usize>, Vec<f32>)>;
 
 /// Receives progress while a run trains.
 pub trait Observer {
@@ -336,6 +341,7 @@ impl<'a> Trainer<'a> {
         let s = &self.session;
         s.reset(params.clone(), train);
         let ids: Vec<u64> = params.into_iter().map(|p| s.insert(p)).collect();
+        s.mark_params(ids.len());
         let input = s.insert(inputs);
         let out = checked(
             "model forward",
@@ -499,10 +505,11 @@ pub fn run(
         examples: 0,
         wall_time_s: 0.0,
         result_values: None,
+        result_state: vec![],
         kept: vec![],
         params: vec![],
     };
-    let mut phase_values: Vec<Values> = vec![];
+    let mut phase_values: Vec<(Values, State)> = vec![];
     let result = train_phases(
         strategy,
         model,
@@ -527,7 +534,10 @@ pub fn run(
         }
     }
     if let Some(p) = outcome.selected_phase {
-        outcome.result_values = phase_values.get(p as usize).cloned();
+        if let Some((values, state)) = phase_values.get(p as usize).cloned() {
+            outcome.result_values = Some(values);
+            outcome.result_state = state;
+        }
     }
     outcome.wall_time_s = started.elapsed().as_secs_f64();
     outcome
@@ -554,7 +564,7 @@ fn train_phases(
     device: &Device,
     observer: &mut dyn Observer,
     outcome: &mut Outcome,
-    phase_values: &mut Vec<Values>,
+    phase_values: &mut Vec<(Values, State)>,
     started: Instant,
 ) -> Result<(), Stop> {
     cfg.validate()?;
@@ -594,6 +604,9 @@ fn train_phases(
             PhaseStart::FreshInit => initial_values(specs, mix(seed, u64::from(phase)))?,
             PhaseStart::Continue => current.clone(),
         };
+        if start != PhaseStart::Continue {
+            session.reset_state();
+        }
         let mut module = ParamStore::new(specs, &values, device)?;
         let mut optim = Optim::new(cfg);
         session.reset(module.tensors(specs, true), false);
@@ -689,7 +702,7 @@ fn train_phases(
             valid_accuracy: valid_accuracy.unwrap_or(f64::NAN),
         });
         current = module.values(specs);
-        phase_values.push(current.clone());
+        phase_values.push((current.clone(), session.state()));
         outcome.phases.push(record);
         outcome.kept = session
             .kept()

@@ -288,6 +288,7 @@ fn failed_outcome(message: String) -> Outcome {
         examples: 0,
         wall_time_s: 0.0,
         result_values: None,
+        result_state: vec![],
         kept: vec![],
         params: vec![],
     }
@@ -328,6 +329,7 @@ pub fn write_run(dir: &Path, record: &RunRecord, outcome: &Outcome) -> Result<()
             .iter()
             .zip(values)
             .map(|((n, s), v)| (n.clone(), s.clone(), v.clone()))
+            .chain(outcome.result_state.iter().cloned())
             .collect();
         write_atomic(
             &dir.join("model.safetensors"),

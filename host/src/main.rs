@@ -74,9 +74,12 @@ enum Command {
     Suite(SuiteCommand),
     /// Milliseconds per training step: plugin boundary and persistence penalty vs plain Burn.
     Bench {
-        /// Timed steps per block.
+        /// Timed steps per block (divided for slow models: LeNet-5 by 10, ResNet-20 by 100).
         #[arg(long, default_value_t = 200)]
         steps: usize,
+        /// Only the workloads whose name contains this, e.g. `resnet`.
+        #[arg(long)]
+        only: Option<String>,
     },
 }
 
@@ -588,9 +591,9 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
         Some(Command::Plugins(PluginsCommand::Check { .. })) => Ok(true),
         Some(Command::Run(args)) => run(&registry, global, args),
         Some(Command::Suite(command)) => suite_command(&registry, global, command),
-        Some(Command::Bench { steps }) => {
+        Some(Command::Bench { steps, only }) => {
             let device = pn_host::device::parse_device(&global.device)?;
-            let results = pn_host::bench::run(&registry, &device, *steps)?;
+            let results = pn_host::bench::run(&registry, &device, *steps, only.as_deref())?;
             println!("{}", pn_host::bench::format(&results));
             Ok(true)
         }

@@ -33,6 +33,10 @@ pub struct Session {
     /// Parameter groups already resolved: globs -> parameter indices (looked up every step).
     groups: RefCell<Vec<(Vec<String>, Vec<usize>)>>,
     kept: RefCell<Vec<(String, DynTensor)>>,
+    /// Arena slots `0..param_slots` hold the parameters (in spec order) during a forward pass.
+    param_slots: Cell<usize>,
+    /// Running statistics of batch-norm layers: (index of gamma, mean, variance).
+    norm_stats: RefCell<Vec<(usize, Tensor<B, 1>, Tensor<B, 1>)>>,
 }
 
 impl Session {
@@ -48,8 +52,121 @@ impl Session {
             params: RefCell::new(Vec::new()),
             groups: RefCell::new(Vec::new()),
             kept: RefCell::new(Vec::new()),
+            param_slots: Cell::new(0),
+            norm_stats: RefCell::new(Vec::new()),
         }
     }
+
+    /// Declares that the first `n` handles of this scope are the parameters, in spec order
+    /// (layers with state, such as batch norm, find theirs by parameter).
+    pub fn mark_params(&self, n: usize) {
+        self.param_slots.set(n);
+    }
+
+    /// Forgets the layers' running statistics (a phase that starts from an initialisation).
+    pub fn reset_state(&self) {
+        self.norm_stats.borrow_mut().clear();
+    }
+
+    /// The layers' running statistics as named tensors (`<layer>.running_mean`, `.running_var`).
+    pub fn state(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let mut out = vec![];
+        for (i, mean, var) in self.norm_stats.borrow().iter() {
+            let name = &self.param_names[*i];
+            let base = name.strip_suffix(".weight").unwrap_or(name);
+            for (suffix, t) in [("running_mean", mean), ("running_var", var)] {
+                let t = DynTensor::R1(t.clone());
+                out.push((format!("{base}.{suffix}"), t.dims(), t.to_values()));
+            }
+        }
+        out
+    }
+
+    /// The parameter index behind `id`, if it is one of this forward pass's parameter handles.
+    fn param_index(&self, id: TensorId) -> Option<usize> {
+        let slot = (id & 0xffff_ffff) as usize;
+        ((id >> 32) as u32 == self.generation.get() && slot < self.param_slots.get())
+            .then_some(slot)
+    }
+
+    /// Batch normalisation with running statistics kept per `gamma` (see `Layer::BatchNorm`).
+    fn batch_norm(&self, inputs: &[TensorId], fargs: &[f64]) -> OpResult {
+        let [x, gamma, beta] = inputs else {
+            return Err("batch_norm needs inputs [x, gamma, beta]".into());
+        };
+        let (momentum, eps) = match fargs {
+            [m, e] if (0.0..=1.0).contains(m) && *e > 0.0 => (*m, *e),
+            _ => return Err("batch_norm needs fargs [momentum in [0, 1], eps > 0]".into()),
+        };
+        let key = self
+            .param_index(*gamma)
+            .ok_or("batch_norm: gamma must be one of the model's parameters")?;
+        let one_d = |t: DynTensor, what: &str| match t {
+            DynTensor::R1(t) => Ok(t),
+            other => Err(format!("batch_norm: {what} must have rank 1, got {:?}", other.dims())),
+        };
+        let (gamma, beta) = (one_d(self.get(*gamma)?, "gamma")?, one_d(self.get(*beta)?, "beta")?);
+        let x = self.get(*x)?;
+        let dims = x.dims();
+        let c = gamma.dims()[0];
+        if dims.len() != 2 && dims.len() != 4 || dims[1] != c || beta.dims()[0] != c {
+            return Err(format!(
+                "batch_norm: x must be [n, {c}] or [n, {c}, h, w] with gamma and beta [{c}], got x {dims:?}"
+            ));
+        }
+        // Per-channel statistics over every dimension but the channel's.
+        let per_channel = |t: DynTensor| -> Tensor<B, 1> {
+            match t {
+                DynTensor::R2(t) => t.mean_dim(0).reshape([c]),
+                DynTensor::R4(t) => t.mean_dim(0).mean_dim(2).mean_dim(3).reshape([c]),
+                _ => unreachable!("rank checked above"),
+            }
+        };
+        let broadcast = |v: Tensor<B, 1>| -> DynTensor {
+            if dims.len() == 2 {
+                DynTensor::R2(v.reshape([1, c]))
+            } else {
+                DynTensor::R4(v.reshape([1, c, 1, 1]))
+            }
+        };
+        let (mean, var) = if self.train.get() {
+            let mean = per_channel(x.clone());
+            let centred = zip_dyn!(x.clone(), broadcast(mean.clone()), |a, b| a - b);
+            let var = per_channel(map_dyn!(centred, |t| t.square()));
+            let m = (dims.iter().product::<usize>() / c) as f64;
+            let unbiased = var.clone().detach() * (m / (m - 1.0).max(1.0));
+            let mut stats = self.norm_stats.borrow_mut();
+            let fresh = (mean.clone().detach(), unbiased.clone());
+            match stats.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, rm, rv)) => {
+                    *rm = rm.clone() * (1.0 - momentum) + mean.clone().detach() * momentum;
+                    *rv = rv.clone() * (1.0 - momentum) + unbiased * momentum;
+                }
+                None => {
+                    let (zeros, ones) = (fresh.0.zeros_like(), fresh.1.ones_like());
+                    stats.push((
+                        key,
+                        zeros * (1.0 - momentum) + fresh.0 * momentum,
+                        ones * (1.0 - momentum) + fresh.1 * momentum,
+                    ));
+                }
+            }
+            (mean, var)
+        } else {
+            match self.norm_stats.borrow().iter().find(|(k, _, _)| *k == key) {
+                Some((_, m, v)) => (m.clone(), v.clone()),
+                None => (gamma.zeros_like().detach(), gamma.ones_like().detach()),
+            }
+        };
+        let scale = gamma / (var + eps).sqrt();
+        let shift = beta - mean * scale.clone();
+        Ok(zip_dyn!(
+            zip_dyn!(x, broadcast(scale), |a, b| a * b),
+            broadcast(shift),
+            |a, b| a + b
+        ))
+    }
+
 
     /// The object handed to plugin callbacks.
     pub fn ops(&self) -> HostOpsRef<'_> {
@@ -64,6 +181,7 @@ impl Session {
     /// Starts a new scope (one step or callback): earlier handles become invalid.
     pub fn reset(&self, params: Vec<DynTensor>, train: bool) {
         self.arena.borrow_mut().clear();
+        self.param_slots.set(0);
         self.generation.set(self.generation.get().wrapping_add(1));
         *self.params.borrow_mut() = params;
         self.train.set(train);
@@ -233,6 +351,7 @@ impl Session {
             }
             Layer::Softmax => map_dyn!(first, |t| activation::softmax(t, arg(0)?)),
             Layer::LogSoftmax => map_dyn!(first, |t| activation::log_softmax(t, arg(0)?)),
+            Layer::BatchNorm => return Err("batch_norm is handled by Session::batch_norm".into()),
         })
     }
 }
@@ -455,6 +574,9 @@ impl HostOps for Session {
     ) -> TensorId {
         self.run("layer", || {
             let op = code("layer", op, Layer::from_code)?;
+            if op == Layer::BatchNorm {
+                return self.batch_norm(&inputs, &fargs);
+            }
             let inputs = inputs
                 .iter()
                 .map(|&t| self.get(t))

@@ -15,6 +15,8 @@ pub enum Init {
     KaimingUniform,
     /// N(0, 2/(fan_in + fan_out)) (Glorot & Bengio, 2010), zero biases.
     XavierNormal,
+    /// N(0, 2/fan_in) (He et al., 2015), zero biases: the usual start of ReLU residual networks.
+    KaimingNormal,
     /// N(0, poor_std²), zero biases: a deliberately poor, small-variance start.
     Poor,
 }
@@ -41,6 +43,9 @@ impl Init {
                 0.0,
                 (2.0 / (fan_in + fan_out) as f64).sqrt(),
             ),
+            Init::KaimingNormal => {
+                ParamSpec::normal(&w, weight_shape, 0.0, (2.0 / fan_in as f64).sqrt())
+            }
             Init::Poor => ParamSpec::normal(&w, weight_shape, 0.0, poor_std),
         };
         let bias = bias.map(|len| match self {
@@ -49,6 +54,15 @@ impl Init {
         });
         std::iter::once(weight).chain(bias).collect()
     }
+}
+
+/// Specs of a batch-norm layer's `name.weight` (γ, ones) and `name.bias` (β, zeros) over
+/// `channels`; its running statistics belong to the host (see `Ops::batch_norm`).
+pub fn batch_norm(name: &str, channels: usize) -> Vec<ParamSpec> {
+    vec![
+        ParamSpec::constant(&format!("{name}.weight"), &[channels], 1.0),
+        ParamSpec::constant(&format!("{name}.bias"), &[channels], 0.0),
+    ]
 }
 
 /// Element-wise non-linearity.

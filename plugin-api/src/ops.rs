@@ -110,5 +110,15 @@ op_codes! {
         Softmax = 6,
         /// `inputs = [x]`; `args = [dim]`.
         LogSoftmax = 7,
+        /// `inputs = [x, gamma, beta]`, x `[n, c]` or `[n, c, h, w]`, gamma and beta `[c]`
+        /// **parameters** of the model; `fargs = [momentum, eps]`. Batch normalisation
+        /// (Ioffe & Szegedy, 2015): in training, normalise with the batch's mean and biased
+        /// variance per channel and update the layer's running statistics,
+        /// `running = (1 - momentum) running + momentum batch` (unbiased variance, as PyTorch);
+        /// in evaluation, normalise with the running statistics. The host owns the running
+        /// statistics (one pair per `gamma`), resets them to 0 and 1 when a phase starts from an
+        /// initialisation, and saves them with the model as `<gamma name>.running_mean` and
+        /// `.running_var`.
+        BatchNorm = 8,
     }
 }

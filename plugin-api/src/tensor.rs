@@ -181,6 +181,25 @@ impl<'a> Ops<'a> {
         self.layer(Layer::Dropout, &[x.id], &[], &[p])
     }
 
+    /// Batch normalisation of `x` (`[n, c]` or `[n, c, h, w]`) with the model parameters
+    /// `gamma` and `beta` (`[c]`); the host keeps the running statistics (see
+    /// [`Layer::BatchNorm`]). PyTorch's defaults are `momentum = 0.1`, `eps = 1e-5`.
+    pub fn batch_norm(
+        self,
+        x: Tensor<'a>,
+        gamma: Tensor<'a>,
+        beta: Tensor<'a>,
+        momentum: f64,
+        eps: f64,
+    ) -> Tensor<'a> {
+        self.layer(
+            Layer::BatchNorm,
+            &[x.id, gamma.id, beta.id],
+            &[],
+            &[momentum, eps],
+        )
+    }
+
     /// Softmax along `dim`.
     pub fn softmax(self, x: Tensor<'a>, dim: usize) -> Tensor<'a> {
         self.layer(Layer::Softmax, &[x.id], &[dim as i64], &[])
