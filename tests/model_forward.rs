@@ -244,7 +244,11 @@ fn alexnet_matches_hand_written_burn() {
     let h = conv(conv(conv(h, 4, 1, 1), 6, 1, 1), 8, 1, 1);
     let h = pool(h);
     assert_eq!(h.dims(), [2, 256, 1, 1]);
-    let direct = linear(h.reshape([2, 256]), p[10].clone().into_rank::<2>(), Some(r1(11)));
+    let direct = linear(
+        h.reshape([2, 256]),
+        p[10].clone().into_rank::<2>(),
+        Some(r1(11)),
+    );
     plugin
         .to_data()
         .assert_approx_eq::<f32>(&direct.to_data(), burn::tensor::Tolerance::absolute(1e-4));
@@ -267,7 +271,12 @@ fn resnet20_matches_hand_written_burn_with_batch_norm() {
     let mut next = p.iter().cloned();
     let mut conv_bn = |t: Tensor<B, 4>, stride: usize, pad: usize| {
         let w = next.next().unwrap().into_rank::<4>();
-        let t = conv2d(t, w, None, ConvOptions::new([stride; 2], [pad; 2], [1, 1], 1));
+        let t = conv2d(
+            t,
+            w,
+            None,
+            ConvOptions::new([stride; 2], [pad; 2], [1, 1], 1),
+        );
         let mut bn = BatchNormConfig::new(t.dims()[1]).init(&device);
         bn.gamma = Param::from_tensor(next.next().unwrap().into_rank::<1>());
         bn.beta = Param::from_tensor(next.next().unwrap().into_rank::<1>());
@@ -302,7 +311,9 @@ fn resnet20_matches_hand_written_burn_with_batch_norm() {
 #[test]
 fn resnet18_has_the_usual_shape() {
     let registry = pn_tests::registry(&["resnet"]);
-    let (model, _) = registry.model("resnet", &json!({"arch": "resnet18"})).unwrap();
+    let (model, _) = registry
+        .model("resnet", &json!({"arch": "resnet18"}))
+        .unwrap();
     let specs = model
         .parameters(RSlice::from_slice(&[3, 32, 32]), 10)
         .unwrap()

@@ -178,7 +178,11 @@ fn batch_norm_matches_burn_and_keeps_running_statistics() {
             .assert_approx_eq::<f32>(&expected.to_data(), Tolerance::absolute(1e-4));
         let flat = x.swap_dims(0, 1).reshape([3, 100]);
         let m = flat.clone().mean_dim(1).reshape([3]);
-        let v = (flat - m.clone().reshape([3, 1])).square().sum_dim(1).reshape([3]) / 99.0;
+        let v = (flat - m.clone().reshape([3, 1]))
+            .square()
+            .sum_dim(1)
+            .reshape([3])
+            / 99.0;
         mean = mean * (1.0 - momentum) + m * momentum;
         var = var * (1.0 - momentum) + v * momentum;
     }
@@ -201,5 +205,8 @@ fn batch_norm_matches_burn_and_keeps_running_statistics() {
     let xi = ops.tensor(s.insert(DynTensor::R4(x)));
     let _ = ops.batch_norm(xi, g, g, momentum, eps);
     let error = s.take_error().expect("refused");
-    assert!(error.contains("gamma must be one of the model's parameters"), "{error}");
+    assert!(
+        error.contains("gamma must be one of the model's parameters"),
+        "{error}"
+    );
 }

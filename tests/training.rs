@@ -249,14 +249,26 @@ fn alexnet_and_resnet_learn_on_cpu_and_resnet_saves_its_running_statistics() {
             ..TrainConfig::default()
         };
         let outcome = engine::run(&mut strategy, &model, &data, &cfg, 1, &device, &mut Silent);
-        assert_eq!(outcome.status, Status::Completed, "{name}: {:?}", outcome.message);
+        assert_eq!(
+            outcome.status,
+            Status::Completed,
+            "{name}: {:?}",
+            outcome.message
+        );
         let epochs = &outcome.phases[0].epochs;
         let (first, last) = (epochs[0].train_loss, epochs[epochs.len() - 1].train_loss);
         assert!(last < 0.7 * first, "{name}: train loss {first} -> {last}");
-        let state: Vec<&str> = outcome.result_state.iter().map(|(n, _, _)| n.as_str()).collect();
+        let state: Vec<&str> = outcome
+            .result_state
+            .iter()
+            .map(|(n, _, _)| n.as_str())
+            .collect();
         if name == "resnet" {
             assert!(state.contains(&"stem.bn.running_mean"), "{state:?}");
-            assert!(state.contains(&"stage3.block0.shortcut.bn.running_var"), "{state:?}");
+            assert!(
+                state.contains(&"stage3.block0.shortcut.bn.running_var"),
+                "{state:?}"
+            );
             let (_, shape, mean) = &outcome.result_state[0];
             assert_eq!(shape, &[16]);
             assert!(mean.iter().any(|v| *v != 0.0), "running mean was updated");

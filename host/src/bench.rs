@@ -348,7 +348,8 @@ impl DirectResnet<B> {
             h = relu(y + shortcut);
         }
         let n = h.dims()[0];
-        self.fc.forward(adaptive_avg_pool2d(h, [1, 1]).reshape([n, 64]))
+        self.fc
+            .forward(adaptive_avg_pool2d(h, [1, 1]).reshape([n, 64]))
     }
 }
 

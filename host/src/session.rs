@@ -103,9 +103,15 @@ impl Session {
             .ok_or("batch_norm: gamma must be one of the model's parameters")?;
         let one_d = |t: DynTensor, what: &str| match t {
             DynTensor::R1(t) => Ok(t),
-            other => Err(format!("batch_norm: {what} must have rank 1, got {:?}", other.dims())),
+            other => Err(format!(
+                "batch_norm: {what} must have rank 1, got {:?}",
+                other.dims()
+            )),
         };
-        let (gamma, beta) = (one_d(self.get(*gamma)?, "gamma")?, one_d(self.get(*beta)?, "beta")?);
+        let (gamma, beta) = (
+            one_d(self.get(*gamma)?, "gamma")?,
+            one_d(self.get(*beta)?, "beta")?,
+        );
         let x = self.get(*x)?;
         let dims = x.dims();
         let c = gamma.dims()[0];
@@ -166,7 +172,6 @@ impl Session {
             |a, b| a + b
         ))
     }
-
 
     /// The object handed to plugin callbacks.
     pub fn ops(&self) -> HostOpsRef<'_> {
