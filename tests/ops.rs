@@ -210,3 +210,47 @@ fn batch_norm_matches_burn_and_keeps_running_statistics() {
         "{error}"
     );
 }
+
+#[test]
+fn saturation_counts_dead_relu_units_and_saturated_tanh_inputs() {
+    let s = session();
+    let device = s.device().clone();
+    let pass = |relu_in: [[f32; 3]; 2], tanh_in: [[f32; 2]; 2]| {
+        s.reset(vec![], false);
+        let raw = s.ops();
+        let ops = Ops::new(&raw);
+        let r = s.insert(DynTensor::R2(Tensor::from_data(relu_in, &device)));
+        let t = s.insert(DynTensor::R2(Tensor::from_data(tanh_in, &device)));
+        let _ = (ops.tensor(r).relu(), ops.tensor(t).tanh());
+        assert_eq!(s.take_error(), None);
+    };
+    s.track_saturation();
+    // Unit 0 is never positive: one of three ReLU units is dead. Two of four tanh inputs have
+    // |x| > 1.832.
+    pass(
+        [[-1.0, 2.0, -3.0], [-1.0, -2.0, 4.0]],
+        [[0.5, 3.0], [-2.5, 0.1]],
+    );
+    let first = s.take_saturation();
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].layer, "act1.relu");
+    assert!((first[0].fraction - 1.0 / 3.0).abs() < 1e-9, "{first:?}");
+    assert_eq!(first[1].layer, "act2.tanh");
+    assert!((first[1].fraction - 0.5).abs() < 1e-9, "{first:?}");
+    // Over two batches, a unit positive in either is alive; tanh counts add up.
+    s.track_saturation();
+    pass(
+        [[-1.0, 2.0, -3.0], [-1.0, -2.0, 4.0]],
+        [[0.5, 3.0], [-2.5, 0.1]],
+    );
+    pass(
+        [[1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]],
+        [[0.0, 0.0], [0.0, 0.0]],
+    );
+    let both = s.take_saturation();
+    assert_eq!(both[0].fraction, 0.0, "{both:?}");
+    assert!((both[1].fraction - 0.25).abs() < 1e-9, "{both:?}");
+    // Not measuring: nothing is recorded.
+    pass([[-1.0; 3]; 2], [[9.0; 2]; 2]);
+    assert!(s.take_saturation().is_empty());
+}

@@ -64,6 +64,12 @@ fn a_few_epochs_reduce_the_loss() {
     );
     assert_eq!(outcome.steps, 20);
     assert_eq!(outcome.examples, 2000);
+    // Every epoch records the saturation of the student's one ReLU layer on the held-out split.
+    for e in epochs {
+        assert_eq!(e.saturation.len(), 1, "{e:?}");
+        assert_eq!(e.saturation[0].layer, "act1.relu");
+        assert!((0.0..=1.0).contains(&e.saturation[0].fraction));
+    }
 }
 
 #[test]

@@ -29,6 +29,7 @@ use crate::data::{Data, Targets};
 use crate::device::{Device, B};
 use crate::dyn_tensor::DynTensor;
 use crate::params::{initial_values, ParamStore, Values};
+use crate::saturation::LayerSaturation;
 use crate::session::Session;
 
 /// The optimizer.
@@ -118,6 +119,9 @@ pub struct EpochMetrics {
     pub valid_accuracy: Option<f64>,
     /// Seconds since the run started.
     pub elapsed_s: f64,
+    /// Saturation of each activation layer on the held-out split (see [`crate::saturation`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub saturation: Vec<LayerSaturation>,
 }
 
 /// One phase of a run.
@@ -672,7 +676,9 @@ fn train_phases(
                     epoch + 1
                 )));
             }
+            session.track_saturation();
             let (valid_loss, valid_accuracy) = trainer.evaluate(&module, &data.valid, chunk)?;
+            let saturation = session.take_saturation();
             let metrics = EpochMetrics {
                 epoch: epoch + 1,
                 train_loss,
@@ -680,6 +686,7 @@ fn train_phases(
                 valid_loss,
                 valid_accuracy,
                 elapsed_s: started.elapsed().as_secs_f64(),
+                saturation,
             };
             observer.epoch(phase, &metrics);
             record.epochs.push(metrics);

@@ -22,6 +22,7 @@ pub mod plots;
 pub mod pool;
 pub mod registry;
 pub mod report;
+pub mod saturation;
 pub mod session;
 pub mod slurm;
 pub mod stats;

@@ -17,6 +17,7 @@ use pn_plugin_api::ops::{Binary, Layer, Reduce, Scalar, Unary};
 
 use crate::device::{Device, B};
 use crate::dyn_tensor::DynTensor;
+use crate::saturation::{LayerSaturation, Tracker};
 use crate::{map_dyn, with_dyn, zip_dyn};
 
 type OpResult = Result<DynTensor, String>;
@@ -37,6 +38,8 @@ pub struct Session {
     param_slots: Cell<usize>,
     /// Running statistics of batch-norm layers: (index of gamma, mean, variance).
     norm_stats: RefCell<Vec<(usize, Tensor<B, 1>, Tensor<B, 1>)>>,
+    /// Activation saturation, while an evaluation measures it.
+    saturation: RefCell<Option<Tracker>>,
 }
 
 impl Session {
@@ -54,7 +57,22 @@ impl Session {
             kept: RefCell::new(Vec::new()),
             param_slots: Cell::new(0),
             norm_stats: RefCell::new(Vec::new()),
+            saturation: RefCell::new(None),
         }
+    }
+
+    /// Starts measuring the saturation of activations (see [`crate::saturation`]).
+    pub fn track_saturation(&self) {
+        *self.saturation.borrow_mut() = Some(Tracker::default());
+    }
+
+    /// Stops measuring and returns the saturation per activation layer.
+    pub fn take_saturation(&self) -> Vec<LayerSaturation> {
+        self.saturation
+            .borrow_mut()
+            .take()
+            .map(Tracker::finish)
+            .unwrap_or_default()
     }
 
     /// Declares that the first `n` handles of this scope are the parameters, in spec order
@@ -187,6 +205,9 @@ impl Session {
     pub fn reset(&self, params: Vec<DynTensor>, train: bool) {
         self.arena.borrow_mut().clear();
         self.param_slots.set(0);
+        if let Some(tracker) = self.saturation.borrow_mut().as_mut() {
+            tracker.start_pass();
+        }
         self.generation.set(self.generation.get().wrapping_add(1));
         *self.params.borrow_mut() = params;
         self.train.set(train);
@@ -418,7 +439,11 @@ impl HostOps for Session {
     fn unary(&self, op: u32, t: TensorId) -> TensorId {
         self.run("unary", || {
             let t = self.get(t)?;
-            Ok(match code("unary", op, Unary::from_code)? {
+            let op = code("unary", op, Unary::from_code)?;
+            if let Some(tracker) = self.saturation.borrow_mut().as_mut() {
+                tracker.observe(op, &t);
+            }
+            Ok(match op {
                 Unary::Neg => map_dyn!(t, |x| x.neg()),
                 Unary::Exp => map_dyn!(t, |x| x.exp()),
                 Unary::Log => map_dyn!(t, |x| x.log()),

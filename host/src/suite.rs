@@ -665,6 +665,8 @@ pub struct MetricRow {
     pub valid_accuracy: Option<f64>,
     /// Seconds since the run started.
     pub elapsed_s: f64,
+    /// Saturation per activation layer on the held-out split, `act1.relu=0.25;act2.relu=0`.
+    pub saturation: String,
 }
 
 /// The per-epoch rows of a run, with steps counted over all phases.
@@ -683,6 +685,12 @@ pub fn metric_rows(record: &RunRecord) -> Vec<MetricRow> {
                 valid_loss: e.valid_loss,
                 valid_accuracy: e.valid_accuracy,
                 elapsed_s: e.elapsed_s,
+                saturation: e
+                    .saturation
+                    .iter()
+                    .map(|l| format!("{}={}", l.layer, l.fraction))
+                    .collect::<Vec<_>>()
+                    .join(";"),
             });
         }
         before += phase.steps;
