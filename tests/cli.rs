@@ -339,3 +339,99 @@ fn an_unavailable_device_is_a_one_line_error() {
     );
     assert_one_line_error(&out, "cuda:x");
 }
+
+#[test]
+fn a_two_parameter_run_records_its_trajectory_and_plots_its_surface() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = workspace_plugin_dir();
+    let out = run_host(
+        tmp.path(),
+        &[
+            "--plugin-dir",
+            &dir,
+            "-q",
+            "run",
+            "--strategy",
+            "full_persistent",
+            "--model",
+            "mlp",
+            "--set",
+            "model.hidden=[1]",
+            "--set",
+            "model.output=\"sum\"",
+            "--set",
+            "model.bias=false",
+            "--set",
+            "dataset.d=2",
+            "--set",
+            "dataset.k=1",
+            "--set",
+            "train.record_every=10",
+            "--set",
+            "train.epochs=30",
+            "--set",
+            "train.batch_size=200",
+            "--out",
+            "out",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = Path::new(String::from_utf8_lossy(&out.stdout).trim())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let run = tmp.path().join(run);
+    let csv = std::fs::read_to_string(run.join("trajectory.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "phase,step,layer0.weight[0],layer0.weight[1]");
+    // 3 phases × (steps 0, 10, …, 300): 31 points each.
+    assert_eq!(lines.len(), 1 + 3 * 31, "{csv}");
+    assert!(lines[1].starts_with("1,0,") && lines[32].starts_with("2,0,"));
+    assert_eq!(
+        lines[1].split_once(",0,").unwrap().1,
+        lines[32].split_once(",0,").unwrap().1,
+        "phase 2 starts at θ0"
+    );
+    let out = run_host(
+        tmp.path(),
+        &[
+            "--plugin-dir",
+            &dir,
+            "surface",
+            &run.display().to_string(),
+            "--grid",
+            "20",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::metadata(run.join("surface.png")).unwrap().len() > 5000);
+    assert!(std::fs::read_to_string(run.join("surface.svg"))
+        .unwrap()
+        .contains("phase 3"));
+
+    // Only small models record trajectories.
+    let out = run_host(
+        tmp.path(),
+        &[
+            "--plugin-dir",
+            &dir,
+            "run",
+            "--model",
+            "mlp",
+            "--set",
+            "model.hidden=[2000]",
+            "--set",
+            "train.record_every=1",
+            "--set",
+            "train.epochs=1",
+            "--out",
+            "out",
+        ],
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("trajectories are recorded for at most 10000"),
+        "{err}"
+    );
+}

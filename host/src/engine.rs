@@ -58,6 +58,23 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Epochs per phase.
     pub epochs: u32,
+    /// Record the parameters every this many steps (0: never), for trajectories of small
+    /// models (at most [`MAX_TRAJECTORY_PARAMS`] parameters); written to `trajectory.csv`.
+    pub record_every: u64,
+}
+
+/// The largest model whose trajectory can be recorded.
+pub const MAX_TRAJECTORY_PARAMS: usize = 10_000;
+
+/// The parameters at one step of a recorded trajectory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrajectoryPoint {
+    /// Phase, from 0.
+    pub phase: u32,
+    /// Optimizer steps since the phase started.
+    pub step: u64,
+    /// Every parameter, flattened in spec order.
+    pub values: Vec<f32>,
 }
 
 impl Default for TrainConfig {
@@ -69,6 +86,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             batch_size: 128,
             epochs: 10,
+            record_every: 0,
         }
     }
 }
@@ -189,6 +207,8 @@ pub struct Outcome {
     pub kept: Vec<(String, Vec<usize>, Vec<f32>)>,
     /// Names and shapes of the model's parameters.
     pub params: Vec<(String, Vec<usize>)>,
+    /// Parameters every `record_every` steps and at the end of each phase, if asked for.
+    pub trajectory: Vec<TrajectoryPoint>,
 }
 
 /// Named tensors of layer state (batch-norm running statistics).
@@ -512,6 +532,7 @@ pub fn run(
         result_state: vec![],
         kept: vec![],
         params: vec![],
+        trajectory: vec![],
     };
     let mut phase_values: Vec<(Values, State)> = vec![];
     let result = train_phases(
@@ -585,6 +606,22 @@ fn train_phases(
         return Err(Stop::Failed("strategy declares 0 phases".into()));
     }
     let theta0 = initial_values(specs, seed)?;
+    let numel: usize = specs.iter().map(|s| s.numel()).sum();
+    if cfg.record_every > 0 && numel > MAX_TRAJECTORY_PARAMS {
+        return Err(Stop::Failed(format!(
+            "train.record_every: the model has {numel} parameters; trajectories are recorded for at most {MAX_TRAJECTORY_PARAMS}"
+        )));
+    }
+    let snapshot = |outcome: &mut Outcome, phase: u32, step: u64, module: &ParamStore<B>| {
+        if cfg.record_every > 0 {
+            let values = module.values(specs).concat();
+            outcome.trajectory.push(TrajectoryPoint {
+                phase,
+                step,
+                values,
+            });
+        }
+    };
     let n = data.train.len;
     let steps_per_epoch = n.div_ceil(cfg.batch_size) as u64;
     let steps_in_phase = steps_per_epoch * u64::from(cfg.epochs);
@@ -632,6 +669,7 @@ fn train_phases(
             steps: 0,
         };
         let mut step = 0u64;
+        snapshot(outcome, phase, step, &module);
         for epoch in 0..cfg.epochs {
             order.shuffle(&mut rng);
             let mut loss_sum: Option<Tensor<B, 1>> = None;
@@ -664,6 +702,9 @@ fn train_phases(
                     });
                 }
                 step += 1;
+                if cfg.record_every > 0 && step.is_multiple_of(cfg.record_every) {
+                    snapshot(outcome, phase, step, &module);
+                }
                 outcome.steps += 1;
                 outcome.examples += batch.len() as u64;
                 observer.step(phase, outcome.steps, steps_total);
@@ -690,6 +731,9 @@ fn train_phases(
             };
             observer.epoch(phase, &metrics);
             record.epochs.push(metrics);
+        }
+        if cfg.record_every > 0 && !step.is_multiple_of(cfg.record_every) {
+            snapshot(outcome, phase, step, &module);
         }
         let (train_loss, _) = trainer.evaluate(&module, &data.train, chunk)?;
         let (valid_loss, valid_accuracy) = trainer.evaluate(&module, &data.valid, chunk)?;

@@ -290,6 +290,7 @@ fn failed_outcome(message: String) -> Outcome {
         result_values: None,
         result_state: vec![],
         kept: vec![],
+        trajectory: vec![],
         params: vec![],
     }
 }
@@ -342,8 +343,36 @@ pub fn write_run(dir: &Path, record: &RunRecord, outcome: &Outcome) -> Result<()
             &safetensors_bytes(&outcome.kept)?,
         )?;
     }
+    if !outcome.trajectory.is_empty() {
+        write_atomic(&dir.join("trajectory.csv"), &trajectory_csv(outcome)?)?;
+    }
     let json = serde_json::to_vec_pretty(record).map_err(|e| e.to_string())?;
     write_atomic(&dir.join("run.json"), &json)
+}
+
+/// `trajectory.csv`: phase (from 1), step within the phase, then one column per parameter
+/// element (`name` for one-element parameters, else `name[i]`).
+fn trajectory_csv(outcome: &Outcome) -> Result<Vec<u8>, String> {
+    let mut header = vec!["phase".to_string(), "step".to_string()];
+    for (name, shape) in &outcome.params {
+        let n: usize = shape.iter().product();
+        header.extend((0..n).map(|i| {
+            if n == 1 {
+                name.clone()
+            } else {
+                format!("{name}[{i}]")
+            }
+        }));
+    }
+    let mut w = csv::Writer::from_writer(vec![]);
+    w.write_record(&header).map_err(|e| e.to_string())?;
+    for p in &outcome.trajectory {
+        let row = [(p.phase + 1).to_string(), p.step.to_string()]
+            .into_iter()
+            .chain(p.values.iter().map(|v| v.to_string()));
+        w.write_record(row).map_err(|e| e.to_string())?;
+    }
+    w.into_inner().map_err(|e| e.to_string())
 }
 
 /// The folder name of a run inside a results directory.

@@ -27,6 +27,7 @@ pub mod session;
 pub mod slurm;
 pub mod stats;
 pub mod suite;
+pub mod surface;
 
 pub use pn_plugin_api::component::payload_message as panic_message;
 

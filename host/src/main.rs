@@ -69,6 +69,15 @@ enum Command {
     Plugins(PluginsCommand),
     /// Train one strategy x model x data set x seed.
     Run(RunArgs),
+    /// Plot the loss surface of a two-parameter model (e.g. toy2d) with a run's trajectory
+    /// (recorded with `--set train.record_every=N`) and its anchors.
+    Surface {
+        /// The run's folder (with run.json and trajectory.csv).
+        run_dir: PathBuf,
+        /// Grid points per axis.
+        #[arg(long, default_value_t = 80)]
+        grid: usize,
+    },
     /// Comparison suites: many runs from one file, with statistics and plots.
     #[command(subcommand)]
     Suite(SuiteCommand),
@@ -591,6 +600,12 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
         Some(Command::Plugins(PluginsCommand::Check { .. })) => Ok(true),
         Some(Command::Run(args)) => run(&registry, global, args),
         Some(Command::Suite(command)) => suite_command(&registry, global, command),
+        Some(Command::Surface { run_dir, grid }) => {
+            let device = pn_host::device::parse_device(&global.device)?;
+            let png = pn_host::surface::draw(&registry, run_dir, &device, *grid)?;
+            println!("{}", png.display());
+            Ok(true)
+        }
         Some(Command::Bench { steps, only }) => {
             let device = pn_host::device::parse_device(&global.device)?;
             let results = pn_host::bench::run(&registry, &device, *steps, only.as_deref())?;

@@ -22,6 +22,9 @@ use crate::{map_dyn, with_dyn, zip_dyn};
 
 type OpResult = Result<DynTensor, String>;
 
+/// Running statistics of one batch-norm layer: (index of its gamma, mean, variance).
+type NormStats = (usize, Tensor<B, 1>, Tensor<B, 1>);
+
 /// Tensor operations for one run: the arena, the current parameters and the kept tensors.
 pub struct Session {
     device: Device,
@@ -37,7 +40,7 @@ pub struct Session {
     /// Arena slots `0..param_slots` hold the parameters (in spec order) during a forward pass.
     param_slots: Cell<usize>,
     /// Running statistics of batch-norm layers: (index of gamma, mean, variance).
-    norm_stats: RefCell<Vec<(usize, Tensor<B, 1>, Tensor<B, 1>)>>,
+    norm_stats: RefCell<Vec<NormStats>>,
     /// Activation saturation, while an evaluation measures it.
     saturation: RefCell<Option<Tracker>>,
 }
