@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod anchors;
 pub mod component;
 pub mod layers;
 pub mod ops;

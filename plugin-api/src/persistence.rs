@@ -15,6 +15,7 @@ use std::marker::PhantomData;
 use serde::{Deserialize, Serialize};
 
 use crate::abi::{PhaseStart, Progress};
+use crate::anchors::{squared_distances, Anchors};
 use crate::component::{Component, Result, Strategy};
 use crate::tensor::{Kept, Ops, Tensor};
 
@@ -85,10 +86,7 @@ impl<P: Preset> Default for PersistenceConfig<P> {
 pub struct Persistent<P: Preset> {
     config: PersistenceConfig<P>,
     theta0: Option<Kept>,
-    /// All anchors θk* stacked as a `[K, n]` matrix, so the penalty costs the same number of
-    /// operations however many phases came before.
-    anchors: Option<Kept>,
-    anchor_list: Vec<Kept>,
+    anchors: Anchors,
     sigma2: f64,
 }
 
@@ -128,8 +126,7 @@ impl<P: Preset> Component for Persistent<P> {
         Ok(Self {
             config: c,
             theta0: None,
-            anchors: None,
-            anchor_list: Vec::new(),
+            anchors: Anchors::default(),
             sigma2: 1.0,
         })
     }
@@ -153,10 +150,7 @@ pub fn repulsion<'a>(
     power: f64,
     epsilon: f64,
 ) -> Tensor<'a> {
-    let n = theta.shape().first().copied().unwrap_or(1) as i64;
-    let d = (theta.reshape(&[1, n]) - anchors)
-        .square()
-        .sum_dim(1, false);
+    let d = squared_distances(theta, anchors);
     let phi = match kernel {
         Kernel::Gaussian => (d * (-0.5 / sigma2)).exp(),
         Kernel::InversePower => (d + epsilon).powf(-power / 2.0),
@@ -172,7 +166,7 @@ impl<P: Preset> Persistent<P> {
 
     /// The penalty `Σ_k φ(‖θ − θk*‖²)` at `theta` (without λ), or `None` before any anchor.
     pub fn penalty<'a>(&self, ops: Ops<'a>, theta: Tensor<'a>) -> Option<Tensor<'a>> {
-        let anchors = ops.kept(self.anchors?);
+        let anchors = self.anchors.stacked(ops)?;
         let c = &self.config;
         Some(repulsion(
             c.kernel,
@@ -200,7 +194,7 @@ impl<P: Preset> Strategy for Persistent<P> {
         } else if phase == 1 {
             let (theta0, first) = (
                 self.theta0.ok_or("phase 0 did not start")?,
-                self.anchor_list[0],
+                self.anchors.first().ok_or("phase 0 did not end")?,
             );
             let travelled2 = (ops.kept(first) - ops.kept(theta0)).square().sum().value();
             self.sigma2 = match self.config.sigma {
@@ -239,18 +233,8 @@ impl<P: Preset> Strategy for Persistent<P> {
         }
     }
 
-    fn end_phase(&mut self, ops: Ops<'_>, phase: u32) -> Result<()> {
-        let anchor = ops.keep(
-            &format!("anchor{}", phase + 1),
-            ops.param_group(&self.config.params),
-        );
-        self.anchor_list.push(anchor);
-        let rows: Vec<Tensor<'_>> = self
-            .anchor_list
-            .iter()
-            .map(|&k| ops.kept(k).reshape(&[1, -1]))
-            .collect();
-        self.anchors = Some(ops.keep("anchors", ops.cat(&rows, 0)));
+    fn end_phase(&mut self, ops: Ops<'_>, _phase: u32) -> Result<()> {
+        self.anchors.push(ops, ops.param_group(&self.config.params));
         Ok(())
     }
 }
