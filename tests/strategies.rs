@@ -32,7 +32,9 @@ fn objective(
         strategy.end_phase(session.ops(), k as u32).unwrap();
     }
     session.reset(at(theta), false);
-    strategy.begin_phase(session.ops(), anchors.len() as u32).unwrap();
+    strategy
+        .begin_phase(session.ops(), anchors.len() as u32)
+        .unwrap();
     let p = param(theta, device);
     session.reset(vec![DynTensor::R1(p.clone())], true);
     let loss_id = session.insert(DynTensor::R1(param(&[loss], device).detach()));
@@ -42,7 +44,9 @@ fn objective(
         steps_in_phase: 100,
         epoch: 0,
     };
-    let out = strategy.objective(session.ops(), progress, loss_id).unwrap();
+    let out = strategy
+        .objective(session.ops(), progress, loss_id)
+        .unwrap();
     assert_eq!(session.take_error(), None);
     let DynTensor::R1(out) = session.get(out).unwrap() else {
         panic!("scalar expected")
@@ -61,7 +65,10 @@ fn strategy(name: &str, config: Value) -> StrategyBox {
 }
 
 fn assert_close(a: f64, b: f64, what: &str) {
-    assert!((a - b).abs() <= 1e-3 * b.abs().max(1e-3), "{what}: {a} vs {b}");
+    assert!(
+        (a - b).abs() <= 1e-3 * b.abs().max(1e-3),
+        "{what}: {a} vs {b}"
+    );
 }
 
 #[test]

@@ -200,12 +200,14 @@ pub fn execute(
         let (strategy, s_cfg) =
             registry.strategy(&config.strategy.name, &config.strategy.config)?;
         let (model, m_cfg) = registry.model(&config.model.name, &config.model.config)?;
-        Ok((device, strategy, s_cfg, model, m_cfg))
+        let (_, d_cfg) = registry.dataset(&config.dataset.name, &config.dataset.config)?;
+        Ok((device, strategy, model, [s_cfg, m_cfg, d_cfg]))
     })();
-    let (device, mut strategy, s_cfg, model, m_cfg) = match built {
+    let (device, mut strategy, model, [s_cfg, m_cfg, d_cfg]) = match built {
         Ok(b) => b,
         Err(e) => return failed(registry, config, device_name, e),
     };
+    record.dataset.config = d_cfg;
     record.strategy.config = s_cfg;
     record.model.config = m_cfg;
     let outcome = engine::run(

@@ -382,12 +382,12 @@ fn run_suite(
         store.write_run(run, &record, &outcome)
     };
     let stats = pool::execute(todo, &options, &record_crash)?;
-    if !stats.reports.is_empty() && !global.quiet {
+    if let (Some(overhead), false) = (stats.overhead(), global.quiet) {
         eprintln!(
             "{} runs in this invocation; suite overhead (worker start, plugin loading, data, \
              writing results): {:.2}% of training time",
             stats.reports.len(),
-            100.0 * stats.overhead()
+            100.0 * overhead
         );
     }
     if let Some((i, n)) = shard {

@@ -67,10 +67,11 @@ pub struct PoolStats {
 impl PoolStats {
     /// Time not spent training (worker start, plugin loading, data, writing results) as a
     /// fraction of the training time.
-    pub fn overhead(&self) -> f64 {
+    /// `None` when nothing trained.
+    pub fn overhead(&self) -> Option<f64> {
         let train: f64 = self.reports.iter().map(|r| r.train_s).sum();
         let busy: f64 = self.reports.iter().map(|r| r.busy_s).sum();
-        (busy - train + self.startup_s) / train.max(1e-9)
+        (train > 0.0).then(|| (busy - train + self.startup_s) / train)
     }
 }
 

@@ -47,6 +47,7 @@
 pub mod abi;
 pub mod anchors;
 pub mod component;
+pub mod data;
 pub mod layers;
 pub mod ops;
 pub mod persistence;

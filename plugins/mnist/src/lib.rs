@@ -1,64 +1,96 @@
-//! `mnist`: handwritten digits (LeCun, Cortes & Burges) read from the original IDX files, raw
-//! or `.gz`, in a directory the user gives: `train-images-idx3-ubyte`,
+//! `mnist` and `fashion_mnist`: 28x28 grey images in 10 classes read from the original IDX
+//! files, raw or `.gz`, in a directory the user gives: `train-images-idx3-ubyte`,
 //! `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`.
-//! Pixels are scaled to [0, 1] and standardised with MNIST's mean 0.1307 and std 0.3081.
-//! With `split_test = N`, only the test files are needed: their first N images train and the
-//! rest are held out.
+//! `mnist` is the handwritten digits (LeCun, Cortes & Burges), `fashion_mnist` the clothing
+//! images of Xiao, Rasul & Vollgraf (2017), which use the same format and file names.
+//! Pixels are scaled to [0, 1] and standardised with each set's mean and std (MNIST 0.1307 and
+//! 0.3081, Fashion-MNIST 0.2860 and 0.3530). With `split_test = N`, only the test files are
+//! needed: their first N images train and the rest are held out.
 
 mod idx;
 
+use std::marker::PhantomData;
 use std::path::PathBuf;
 
 use pn_plugin_api::{Component, DataSplit, DataSplits, Dataset, LossKind, Result};
 use serde::{Deserialize, Serialize};
 
+/// What tells the IDX data sets apart.
+pub trait Variant: Send + Sync + 'static {
+    /// Component name.
+    const NAME: &'static str;
+    /// One-line description.
+    const DESCRIPTION: &'static str;
+    /// Default `dir`.
+    const DIR: &'static str;
+    /// Pixel mean and standard deviation (after scaling to [0, 1]).
+    const MEAN_STD: (f32, f32);
+}
+
+/// Handwritten digits.
+pub struct Digits;
+
+impl Variant for Digits {
+    const NAME: &'static str = "mnist";
+    const DESCRIPTION: &'static str = "MNIST digits from IDX files (raw or .gz) in `dir`";
+    const DIR: &'static str = "data/mnist";
+    const MEAN_STD: (f32, f32) = (0.1307, 0.3081);
+}
+
+/// Clothing images.
+pub struct Fashion;
+
+impl Variant for Fashion {
+    const NAME: &'static str = "fashion_mnist";
+    const DESCRIPTION: &'static str = "Fashion-MNIST clothing images from IDX files in `dir`";
+    const DIR: &'static str = "data/fashion-mnist";
+    const MEAN_STD: (f32, f32) = (0.2860, 0.3530);
+}
+
 /// Data settings.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// Directory holding the IDX files. Default `data/mnist`.
+#[serde(default, deny_unknown_fields, bound = "")]
+pub struct Config<V: Variant> {
+    /// Directory holding the IDX files. Default `data/mnist` (`data/fashion-mnist`).
     pub dir: PathBuf,
     /// Use only the test files: the first N examples train, the rest are held out.
     pub split_test: Option<usize>,
     /// Keep at most this many training examples.
     pub train_limit: Option<usize>,
-    /// Standardise pixels (mean 0.1307, std 0.3081) instead of scaling to [0, 1]. Default true.
+    /// Standardise pixels with the set's mean and std instead of scaling to [0, 1]. Default true.
     pub normalize: bool,
+    #[serde(skip)]
+    variant: PhantomData<V>,
 }
 
-impl Default for Config {
+impl<V: Variant> Default for Config<V> {
     fn default() -> Self {
         Self {
-            dir: PathBuf::from("data/mnist"),
+            dir: PathBuf::from(V::DIR),
             split_test: None,
             train_limit: None,
             normalize: true,
+            variant: PhantomData,
         }
     }
 }
 
-/// The MNIST data set.
-pub struct Mnist(Config);
+/// An IDX image data set.
+pub struct Mnist<V: Variant>(Config<V>);
 
-impl Component for Mnist {
-    const NAME: &'static str = "mnist";
-    const DESCRIPTION: &'static str = "MNIST digits from IDX files (raw or .gz) in `dir`";
-    type Config = Config;
-    fn new(c: Config) -> Result<Self> {
+impl<V: Variant> Component for Mnist<V> {
+    const NAME: &'static str = V::NAME;
+    const DESCRIPTION: &'static str = V::DESCRIPTION;
+    type Config = Config<V>;
+    fn new(c: Config<V>) -> Result<Self> {
         Ok(Mnist(c))
     }
 }
 
-impl Mnist {
+impl<V: Variant> Mnist<V> {
     fn read_pair(&self, prefix: &str) -> Result<(idx::Idx, idx::Idx)> {
         let dir = &self.0.dir;
-        if !dir.is_dir() {
-            return Err(format!(
-                "data directory not found: {} (set dataset.dir)",
-                dir.display()
-            )
-            .into());
-        }
+        pn_plugin_api::data::require_dir(dir)?;
         let images = idx::read(
             &idx::locate(dir, &format!("{prefix}-images-idx3-ubyte"))?,
             3,
@@ -87,10 +119,11 @@ impl Mnist {
         range: std::ops::Range<usize>,
     ) -> DataSplit {
         let per = images.dims[1] * images.dims[2];
+        let (mean, std) = V::MEAN_STD;
         let scale = |p: u8| {
             let x = f32::from(p) / 255.0;
             if self.0.normalize {
-                (x - 0.1307) / 0.3081
+                (x - mean) / std
             } else {
                 x
             }
@@ -111,7 +144,7 @@ impl Mnist {
     }
 }
 
-impl Dataset for Mnist {
+impl<V: Variant> Dataset for Mnist<V> {
     fn load(&self) -> Result<DataSplits> {
         let (test_images, test_labels) = self.read_pair("t10k")?;
         let (train, valid) = match self.0.split_test {
@@ -156,5 +189,6 @@ impl Dataset for Mnist {
     }
 }
 
-pn_plugin_api::register_dataset!(Mnist);
+pn_plugin_api::register_dataset!(Mnist<Digits>);
+pn_plugin_api::register_dataset!(Mnist<Fashion>);
 pn_plugin_api::export_plugin!();

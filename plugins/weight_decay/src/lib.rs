@@ -33,7 +33,7 @@ impl Component for WeightDecay {
         "one phase with an L2 penalty (λ/2)‖θ‖² (not the optimizer's decay)";
     type Config = Config;
     fn new(c: Config) -> Result<Self> {
-        if !(c.lambda >= 0.0) || c.params.is_empty() {
+        if c.lambda.is_nan() || c.lambda < 0.0 || c.params.is_empty() {
             return Err(
                 format!("lambda must be ≥ 0 and params non-empty, got {}", c.lambda).into(),
             );
