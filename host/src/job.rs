@@ -182,7 +182,11 @@ pub fn load_data(
     let splits = set
         .load()
         .into_result()
-        .map_err(|e| format!("data set `{}`: {e}", dataset.name))?;
+        .map_err(|e| {
+            let e = e.to_string();
+            let own = format!("{}: ", dataset.name);
+            format!("data set `{}`: {}", dataset.name, e.strip_prefix(&own).unwrap_or(&e))
+        })?;
     Data::upload(splits, device).map_err(|e| format!("data set `{}`: {e}", dataset.name))
 }
 
