@@ -283,3 +283,49 @@ fn alexnet_and_resnet_learn_on_cpu_and_resnet_saves_its_running_statistics() {
         }
     }
 }
+
+#[test]
+fn augmentation_changes_the_batches_deterministically_and_needs_images() {
+    let registry = pn_tests::registry(&["baseline", "lenet5", "mlp", "teacher_student"]);
+    let device = parse_device("cpu").unwrap();
+    let data = quadrant_images(&device);
+    let (model, _) = registry.model("lenet5", &json!({})).unwrap();
+    let run = |augment: Option<pn_host::augment::Augment>| {
+        let (mut strategy, _) = registry.strategy("baseline", &json!({})).unwrap();
+        let cfg = TrainConfig {
+            epochs: 2,
+            batch_size: 16,
+            lr: 1e-3,
+            augment,
+            ..TrainConfig::default()
+        };
+        let outcome = engine::run(&mut strategy, &model, &data, &cfg, 2, &device, &mut Silent);
+        assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
+        outcome.phases[0].epochs[0].train_loss
+    };
+    let augmented = run(Some(Default::default()));
+    assert_eq!(
+        augmented,
+        run(Some(Default::default())),
+        "same seed, same batches"
+    );
+    assert_ne!(
+        augmented,
+        run(None),
+        "augmented batches differ from the raw ones"
+    );
+
+    let (_, device, tabular) = setup();
+    let (mut strategy, _) = registry.strategy("baseline", &json!({})).unwrap();
+    let (mlp, _) = registry.model("mlp", &json!({"hidden": [4]})).unwrap();
+    let cfg = TrainConfig {
+        augment: Some(Default::default()),
+        ..TrainConfig::default()
+    };
+    let outcome = engine::run(&mut strategy, &mlp, &tabular, &cfg, 0, &device, &mut Silent);
+    assert_eq!(outcome.status, Status::Failed);
+    assert!(outcome
+        .message
+        .unwrap()
+        .contains("train.augment needs image inputs"));
+}

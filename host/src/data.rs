@@ -39,6 +39,8 @@ pub struct Data {
     pub train: DeviceSplit,
     /// Held-out split.
     pub valid: DeviceSplit,
+    /// The training inputs on the CPU, for augmentation (see [`crate::augment`]).
+    pub train_host: std::sync::Arc<Vec<f32>>,
 }
 
 impl Data {
@@ -110,10 +112,12 @@ impl Data {
                 len: split.len,
             })
         };
+        let train_host = std::sync::Arc::new(splits.train.inputs.to_vec());
         Ok(Self {
             input_shape: input_shape.clone(),
             outputs: splits.outputs,
             loss: splits.loss,
+            train_host,
             train: upload("train", splits.train)?,
             valid: upload("valid", splits.valid)?,
         })
@@ -124,11 +128,15 @@ impl DeviceSplit {
     /// The examples at `indices`.
     pub fn batch(&self, indices: Tensor<B, 1, Int>) -> (DynTensor, Targets) {
         let inputs = crate::map_dyn!(self.inputs.clone(), |x| x.select(0, indices.clone()));
-        let targets = match &self.targets {
+        (inputs, self.targets_at(indices))
+    }
+
+    /// The targets at `indices`.
+    pub fn targets_at(&self, indices: Tensor<B, 1, Int>) -> Targets {
+        match &self.targets {
             Targets::Classes(t) => Targets::Classes(t.clone().select(0, indices)),
             Targets::Values(t) => Targets::Values(t.clone().select(0, indices)),
-        };
-        (inputs, targets)
+        }
     }
 
     /// Examples `start..end`.

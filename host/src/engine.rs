@@ -25,6 +25,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use crate::augment::{Augment, Prefetch};
 use crate::data::{Data, Targets};
 use crate::device::{Device, B};
 use crate::dyn_tensor::DynTensor;
@@ -61,6 +62,10 @@ pub struct TrainConfig {
     /// Record the parameters every this many steps (0: never), for trajectories of small
     /// models (at most [`MAX_TRAJECTORY_PARAMS`] parameters); written to `trajectory.csv`.
     pub record_every: u64,
+    /// Random crop and flip of training images (`{ crop_padding = 4, flip = true }`); none by
+    /// default. See [`crate::augment`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub augment: Option<Augment>,
 }
 
 /// The largest model whose trajectory can be recorded.
@@ -87,6 +92,7 @@ impl Default for TrainConfig {
             batch_size: 128,
             epochs: 10,
             record_every: 0,
+            augment: None,
         }
     }
 }
@@ -606,6 +612,15 @@ fn train_phases(
         return Err(Stop::Failed("strategy declares 0 phases".into()));
     }
     let theta0 = initial_values(specs, seed)?;
+    let image_shape = match (&cfg.augment, &data.input_shape[..]) {
+        (None, _) => None,
+        (Some(_), &[c, h, w]) => Some([c, h, w]),
+        (Some(_), other) => {
+            return Err(Stop::Failed(format!(
+                "train.augment needs image inputs [channels, height, width], got {other:?}"
+            )))
+        }
+    };
     let numel: usize = specs.iter().map(|s| s.numel()).sum();
     if cfg.record_every > 0 && numel > MAX_TRAJECTORY_PARAMS {
         return Err(Stop::Failed(format!(
@@ -672,6 +687,15 @@ fn train_phases(
         snapshot(outcome, phase, step, &module);
         for epoch in 0..cfg.epochs {
             order.shuffle(&mut rng);
+            let prefetch = cfg
+                .augment
+                .clone()
+                .zip(image_shape)
+                .map(|(augment, shape)| {
+                    let batches = order.chunks(cfg.batch_size).map(<[i64]>::to_vec).collect();
+                    let seed = mix(seed, 0xA06 + u64::from(epoch));
+                    Prefetch::start(data.train_host.clone(), shape, batches, augment, seed)
+                });
             let mut loss_sum: Option<Tensor<B, 1>> = None;
             let mut correct: Option<Tensor<B, 1, Int>> = None;
             for batch in order.chunks(cfg.batch_size) {
@@ -679,7 +703,16 @@ fn train_phases(
                     TensorData::new(batch.to_vec(), [batch.len()]),
                     device,
                 );
-                let (x, y) = data.train.batch(indices);
+                let (x, y) = match (&prefetch, image_shape) {
+                    (Some(p), Some([c, h, w])) => {
+                        let values = p
+                            .next_batch()
+                            .ok_or_else(|| "the augmentation thread stopped".to_string())?;
+                        let x = DynTensor::from_values(values, &[batch.len(), c, h, w], device)?;
+                        (x, data.train.targets_at(indices))
+                    }
+                    _ => data.train.batch(indices),
+                };
                 let progress = Progress {
                     phase,
                     step,

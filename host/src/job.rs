@@ -179,14 +179,15 @@ pub fn load_data(
     device: &Device,
 ) -> Result<Data, String> {
     let (set, _) = registry.dataset(&dataset.name, &dataset.config)?;
-    let splits = set
-        .load()
-        .into_result()
-        .map_err(|e| {
-            let e = e.to_string();
-            let own = format!("{}: ", dataset.name);
-            format!("data set `{}`: {}", dataset.name, e.strip_prefix(&own).unwrap_or(&e))
-        })?;
+    let splits = set.load().into_result().map_err(|e| {
+        let e = e.to_string();
+        let own = format!("{}: ", dataset.name);
+        format!(
+            "data set `{}`: {}",
+            dataset.name,
+            e.strip_prefix(&own).unwrap_or(&e)
+        )
+    })?;
     Data::upload(splits, device).map_err(|e| format!("data set `{}`: {e}", dataset.name))
 }
 

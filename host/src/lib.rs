@@ -9,6 +9,7 @@
 //! [`stats`] and [`plots`]), [`bench`] (step timings).
 #![warn(missing_docs)]
 
+pub mod augment;
 pub mod bench;
 pub mod data;
 pub mod device;
