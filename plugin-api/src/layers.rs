@@ -88,6 +88,16 @@ impl Activation {
     }
 }
 
+/// `[channels, height, width]` of an image model's `input_shape`, or an error naming `model`.
+pub fn image_shape(model: &str, input_shape: &[usize]) -> crate::Result<[usize; 3]> {
+    match input_shape {
+        &[c, h, w] => Ok([c, h, w]),
+        other => {
+            Err(format!("{model} needs [channels, height, width] inputs, got {other:?}").into())
+        }
+    }
+}
+
 /// Rejects a non-positive or NaN `poor_std`.
 pub fn check_poor_std(poor_std: f64) -> crate::Result<()> {
     if poor_std.is_nan() || poor_std <= 0.0 {

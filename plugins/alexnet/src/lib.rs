@@ -4,7 +4,7 @@
 //! ReLU after every convolution and optional dropout before the linear layer. Inputs are
 //! `[channels, height, width]`. Parameters: `conv1.*` … `conv5.*`, `fc.*`.
 
-use pn_plugin_api::layers::{check_poor_std, Init};
+use pn_plugin_api::layers::{check_poor_std, image_shape, Init};
 use pn_plugin_api::{Component, Conv2d, Model, Ops, ParamSpec, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -69,12 +69,7 @@ fn final_side(mut side: usize) -> usize {
 
 impl Model for Alexnet {
     fn parameters(&self, input_shape: &[usize], outputs: usize) -> Result<Vec<ParamSpec>> {
-        let &[channels, height, width] = input_shape else {
-            return Err(format!(
-                "alexnet needs [channels, height, width] inputs, got {input_shape:?}"
-            )
-            .into());
-        };
+        let [channels, height, width] = image_shape(Self::NAME, input_shape)?;
         let (h, w) = (final_side(height), final_side(width));
         if h == 0 || w == 0 {
             return Err(

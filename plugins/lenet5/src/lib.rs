@@ -4,7 +4,7 @@
 //! pooling. Inputs are `[channels, height, width]` (28x28 MNIST; 32x32 CIFAR works too).
 //! Parameters: `conv1.*`, `conv2.*`, `fc1.*`, `fc2.*`, `fc3.*` (`weight` and `bias`).
 
-use pn_plugin_api::layers::{check_poor_std, Activation, Init};
+use pn_plugin_api::layers::{check_poor_std, image_shape, Activation, Init};
 use pn_plugin_api::{Component, Conv2d, Model, Ops, ParamSpec, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -96,12 +96,7 @@ fn final_side(side: usize) -> Option<usize> {
 
 impl Model for Lenet5 {
     fn parameters(&self, input_shape: &[usize], outputs: usize) -> Result<Vec<ParamSpec>> {
-        let &[channels, height, width] = input_shape else {
-            return Err(format!(
-                "lenet5 needs [channels, height, width] inputs, got {input_shape:?}"
-            )
-            .into());
-        };
+        let [channels, height, width] = image_shape(Self::NAME, input_shape)?;
         let (Some(h), Some(w)) = (final_side(height), final_side(width)) else {
             return Err(
                 format!("lenet5 needs inputs of at least 12x12, got {height}x{width}").into(),

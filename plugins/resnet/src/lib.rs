@@ -10,7 +10,7 @@
 //! bias. Parameter names: `stem.conv.weight`, `stem.bn.{weight,bias}`,
 //! `stage<i>.block<j>.{conv1,bn1,conv2,bn2,shortcut.conv,shortcut.bn}.*`, `fc.{weight,bias}`.
 
-use pn_plugin_api::layers::{batch_norm, check_poor_std, Init};
+use pn_plugin_api::layers::{batch_norm, check_poor_std, image_shape, Init};
 use pn_plugin_api::{Component, Conv2d, Model, Ops, ParamSpec, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -157,12 +157,7 @@ impl Resnet {
 
 impl Model for Resnet {
     fn parameters(&self, input_shape: &[usize], outputs: usize) -> Result<Vec<ParamSpec>> {
-        let &[channels, _, _] = input_shape else {
-            return Err(format!(
-                "resnet needs [channels, height, width] inputs, got {input_shape:?}"
-            )
-            .into());
-        };
+        let [channels, _, _] = image_shape(Self::NAME, input_shape)?;
         let (stem, blocks) = self.blocks();
         let mut specs = [
             self.conv("stem.conv", channels, stem, 3),
