@@ -103,7 +103,10 @@ fn a_plugin_built_against_another_api_version_is_refused() {
     assert!(!out.status.success());
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains("built against pn-plugin-api 0.2.0, but this pn-host uses 0.1.0"),
+        err.contains(&format!(
+            "built against pn-plugin-api 0.2.0, but this pn-host uses {}",
+            env!("CARGO_PKG_VERSION")
+        )),
         "{err}"
     );
 }

@@ -252,14 +252,14 @@ fn plugin_stepper<'a>(
             epoch: 0,
         };
         let m = module.take().ok_or("an earlier step failed")?;
-        let step_out = trainer.step(
+        let step_out = trainer.strategy_step(
             m,
             &mut optim,
             &mut strategy,
-            x.clone(),
-            &y,
+            (x.clone(), &y),
             progress,
             cfg.lr,
+            false,
         )?;
         module = Some(step_out.params);
         Ok(())

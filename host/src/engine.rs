@@ -163,6 +163,13 @@ pub struct PhaseRecord {
     pub final_valid_accuracy: Option<f64>,
     /// Optimizer steps taken.
     pub steps: u64,
+    /// Models the final metrics average over: 1, or the size of the strategy's ensemble.
+    #[serde(default = "one")]
+    pub members: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// How a run ended.
@@ -439,6 +446,45 @@ impl<'a> Trainer<'a> {
         })
     }
 
+    /// One step as training takes it: at `lr` times the strategy's `lr_factor`, then the
+    /// strategy's `after_step` with the updated parameters.
+    #[allow(clippy::too_many_arguments)]
+    pub fn strategy_step(
+        &self,
+        module: ParamStore<B>,
+        optim: &mut Optim,
+        strategy: &mut StrategyBox,
+        (inputs, targets): (DynTensor, &Targets),
+        progress: Progress,
+        lr: f64,
+        end_of_epoch: bool,
+    ) -> Result<StepOutput, String> {
+        let s = &self.session;
+        let factor = checked("strategy lr_factor", strategy.lr_factor(progress), s)?;
+        if !(factor.is_finite() && factor >= 0.0) {
+            return Err(format!(
+                "strategy lr_factor must be finite and ≥ 0, got {factor}"
+            ));
+        }
+        let out = self.step(
+            module,
+            optim,
+            strategy,
+            inputs,
+            targets,
+            progress,
+            lr * factor,
+        )?;
+        s.reset(out.params.tensors(&self.specs, true), false);
+        let after = checked(
+            "strategy after_step",
+            strategy.after_step(s.ops(), progress, end_of_epoch),
+            s,
+        );
+        s.clear();
+        after.map(|()| out)
+    }
+
     /// Task loss and accuracy (None for regression) on a whole split, in evaluation mode.
     pub fn evaluate(
         &self,
@@ -446,13 +492,26 @@ impl<'a> Trainer<'a> {
         split: &crate::data::DeviceSplit,
         chunk: usize,
     ) -> Result<(f64, Option<f64>), String> {
+        self.evaluate_by(split, chunk, |x, _| {
+            self.forward(module.tensors(&self.specs, true), x, false)
+        })
+    }
+
+    /// Task loss and accuracy of the outputs `predict` gives for each chunk of `split`
+    /// (`predict` is told whether the targets are classes).
+    pub fn evaluate_by(
+        &self,
+        split: &crate::data::DeviceSplit,
+        chunk: usize,
+        predict: impl Fn(DynTensor, bool) -> Result<Tensor<B, 2>, String>,
+    ) -> Result<(f64, Option<f64>), String> {
         let mut loss_sum: Option<Tensor<B, 1>> = None;
         let mut correct: Option<Tensor<B, 1, Int>> = None;
         let mut start = 0;
         while start < split.len {
             let end = (start + chunk).min(split.len);
             let (x, y) = split.range(start, end);
-            let out = self.forward(module.tensors(&self.specs, true), x, false)?;
+            let out = predict(x, matches!(y, Targets::Classes(_)))?;
             let loss = self.task_loss(out.clone(), &y) * ((end - start) as f32);
             loss_sum = Some(match loss_sum {
                 Some(s) => s + loss,
@@ -682,6 +741,7 @@ fn train_phases(
             final_valid_loss: f64::NAN,
             final_valid_accuracy: None,
             steps: 0,
+            members: 1,
         };
         let mut step = 0u64;
         snapshot(outcome, phase, step, &module);
@@ -698,7 +758,7 @@ fn train_phases(
                 });
             let mut loss_sum: Option<Tensor<B, 1>> = None;
             let mut correct: Option<Tensor<B, 1, Int>> = None;
-            for batch in order.chunks(cfg.batch_size) {
+            for (b, batch) in order.chunks(cfg.batch_size).enumerate() {
                 let indices = Tensor::<B, 1, Int>::from_data(
                     TensorData::new(batch.to_vec(), [batch.len()]),
                     device,
@@ -719,8 +779,16 @@ fn train_phases(
                     steps_in_phase,
                     epoch,
                 };
-                let step_out =
-                    trainer.step(module, &mut optim, strategy, x, &y, progress, cfg.lr)?;
+                let end_of_epoch = b as u64 + 1 == steps_per_epoch;
+                let step_out = trainer.strategy_step(
+                    module,
+                    &mut optim,
+                    strategy,
+                    (x, &y),
+                    progress,
+                    cfg.lr,
+                    end_of_epoch,
+                )?;
                 module = step_out.params;
                 let weighted = step_out.loss * (batch.len() as f32);
                 loss_sum = Some(match loss_sum {
@@ -768,8 +836,24 @@ fn train_phases(
         if cfg.record_every > 0 && !step.is_multiple_of(cfg.record_every) {
             snapshot(outcome, phase, step, &module);
         }
-        let (train_loss, _) = trainer.evaluate(&module, &data.train, chunk)?;
-        let (valid_loss, valid_accuracy) = trainer.evaluate(&module, &data.valid, chunk)?;
+        session.reset(module.tensors(specs, true), false);
+        let kept = checked(
+            "strategy phase_result",
+            strategy.phase_result(session.ops(), phase),
+            session,
+        )?;
+        let mut members = trainer.members(module, &kept, cfg.batch_size)?;
+        let (train_loss, _) = trainer.evaluate_members(&members, &data.train, chunk)?;
+        let (valid_loss, valid_accuracy) =
+            trainer.evaluate_members(&members, &data.valid, chunk)?;
+        // The last member stands for the phase (its parameters are saved as the run's model;
+        // an ensemble's members are among the kept tensors).
+        let last = members
+            .pop()
+            .ok_or("a phase without a result".to_string())?;
+        session.set_norm_stats(last.stats);
+        module = last.module;
+        record.members = kept.len().max(1) as u32;
         record.final_train_loss = train_loss;
         record.final_valid_loss = valid_loss;
         record.final_valid_accuracy = valid_accuracy;

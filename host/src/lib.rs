@@ -15,6 +15,7 @@ pub mod data;
 pub mod device;
 pub mod dyn_tensor;
 pub mod engine;
+pub mod ensemble;
 pub mod job;
 pub mod loader;
 pub mod log;

@@ -53,6 +53,26 @@ pub fn initial_values(specs: &[ParamSpec], seed: u64) -> Result<Values, String> 
         .collect()
 }
 
+/// A flat vector of every parameter in spec order, cut into the parameters of `specs`.
+pub fn split_flat(specs: &[ParamSpec], flat: &[f32]) -> Result<Values, String> {
+    let total: usize = specs.iter().map(ParamSpec::numel).sum();
+    if flat.len() != total {
+        return Err(format!(
+            "a flat parameter vector has {} values, but the model has {total} parameters",
+            flat.len()
+        ));
+    }
+    let mut rest = flat;
+    Ok(specs
+        .iter()
+        .map(|s| {
+            let (head, tail) = rest.split_at(s.numel());
+            rest = tail;
+            head.to_vec()
+        })
+        .collect())
+}
+
 impl ParamStore<B> {
     /// Trainable parameters with `values` and the shapes of `specs`, on `device`.
     pub fn new(specs: &[ParamSpec], values: &Values, device: &Device) -> Result<Self, String> {

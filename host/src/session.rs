@@ -22,8 +22,15 @@ use crate::{map_dyn, with_dyn, zip_dyn};
 
 type OpResult = Result<DynTensor, String>;
 
-/// Running statistics of one batch-norm layer: (index of its gamma, mean, variance).
-type NormStats = (usize, Tensor<B, 1>, Tensor<B, 1>);
+/// Running statistics of one batch-norm layer: index of its gamma, mean, variance, and the
+/// number of batches they have seen.
+#[derive(Clone)]
+pub struct NormStats {
+    key: usize,
+    mean: Tensor<B, 1>,
+    var: Tensor<B, 1>,
+    batches: usize,
+}
 
 /// Tensor operations for one run: the arena, the current parameters and the kept tensors.
 pub struct Session {
@@ -39,8 +46,11 @@ pub struct Session {
     kept: RefCell<Vec<(String, DynTensor)>>,
     /// Arena slots `0..param_slots` hold the parameters (in spec order) during a forward pass.
     param_slots: Cell<usize>,
-    /// Running statistics of batch-norm layers: (index of gamma, mean, variance).
+    /// Running statistics of batch-norm layers.
     norm_stats: RefCell<Vec<NormStats>>,
+    /// Whether running statistics are plain averages over the batches seen since
+    /// [`Session::reset_state`] (recomputing them) instead of moving averages (training).
+    cumulative: Cell<bool>,
     /// Activation saturation, while an evaluation measures it.
     saturation: RefCell<Option<Tracker>>,
 }
@@ -60,6 +70,7 @@ impl Session {
             kept: RefCell::new(Vec::new()),
             param_slots: Cell::new(0),
             norm_stats: RefCell::new(Vec::new()),
+            cumulative: Cell::new(false),
             saturation: RefCell::new(None),
         }
     }
@@ -89,11 +100,32 @@ impl Session {
         self.norm_stats.borrow_mut().clear();
     }
 
+    /// Whether the model has layers with running statistics (seen in a training pass).
+    pub fn has_state(&self) -> bool {
+        !self.norm_stats.borrow().is_empty()
+    }
+
+    /// The layers' running statistics, to restore later with [`Session::set_norm_stats`].
+    pub fn norm_stats(&self) -> Vec<NormStats> {
+        self.norm_stats.borrow().clone()
+    }
+
+    /// Restores running statistics taken with [`Session::norm_stats`].
+    pub fn set_norm_stats(&self, stats: Vec<NormStats>) {
+        *self.norm_stats.borrow_mut() = stats;
+    }
+
+    /// Makes training passes average the batch statistics evenly (true) instead of with the
+    /// layers' momentum (false, the default).
+    pub fn set_cumulative(&self, on: bool) {
+        self.cumulative.set(on);
+    }
+
     /// The layers' running statistics as named tensors (`<layer>.running_mean`, `.running_var`).
     pub fn state(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         let mut out = vec![];
-        for (i, mean, var) in self.norm_stats.borrow().iter() {
-            let name = &self.param_names[*i];
+        for NormStats { key, mean, var, .. } in self.norm_stats.borrow().iter() {
+            let name = &self.param_names[*key];
             let base = name.strip_suffix(".weight").unwrap_or(name);
             for (suffix, t) in [("running_mean", mean), ("running_var", var)] {
                 let t = DynTensor::R1(t.clone());
@@ -163,25 +195,33 @@ impl Session {
             let m = (dims.iter().product::<usize>() / c) as f64;
             let unbiased = var.clone().detach() * (m / (m - 1.0).max(1.0));
             let mut stats = self.norm_stats.borrow_mut();
-            let fresh = (mean.clone().detach(), unbiased.clone());
-            match stats.iter_mut().find(|(k, _, _)| *k == key) {
-                Some((_, rm, rv)) => {
-                    *rm = rm.clone() * (1.0 - momentum) + mean.clone().detach() * momentum;
-                    *rv = rv.clone() * (1.0 - momentum) + unbiased * momentum;
-                }
+            let i = match stats.iter().position(|n| n.key == key) {
+                Some(i) => i,
                 None => {
-                    let (zeros, ones) = (fresh.0.zeros_like(), fresh.1.ones_like());
-                    stats.push((
+                    let (mean, var) = (gamma.zeros_like().detach(), gamma.ones_like().detach());
+                    let batches = 0;
+                    stats.push(NormStats {
                         key,
-                        zeros * (1.0 - momentum) + fresh.0 * momentum,
-                        ones * (1.0 - momentum) + fresh.1 * momentum,
-                    ));
+                        mean,
+                        var,
+                        batches,
+                    });
+                    stats.len() - 1
                 }
-            }
+            };
+            let n = &mut stats[i];
+            let momentum = if self.cumulative.get() {
+                1.0 / (n.batches + 1) as f64
+            } else {
+                momentum
+            };
+            n.mean = n.mean.clone() * (1.0 - momentum) + mean.clone().detach() * momentum;
+            n.var = n.var.clone() * (1.0 - momentum) + unbiased * momentum;
+            n.batches += 1;
             (mean, var)
         } else {
-            match self.norm_stats.borrow().iter().find(|(k, _, _)| *k == key) {
-                Some((_, m, v)) => (m.clone(), v.clone()),
+            match self.norm_stats.borrow().iter().find(|n| n.key == key) {
+                Some(n) => (n.mean.clone(), n.var.clone()),
                 None => (gamma.zeros_like().detach(), gamma.ones_like().detach()),
             }
         };
@@ -255,6 +295,16 @@ impl Session {
     /// The kept tensors (e.g. θ0 and anchors), by name.
     pub fn kept(&self) -> Vec<(String, DynTensor)> {
         self.kept.borrow().clone()
+    }
+
+    /// The values of the tensor kept under `key` (see `HostOps::keep`).
+    pub fn kept_values(&self, key: u64) -> Result<Vec<f32>, String> {
+        let kept = self.kept.borrow();
+        let (_, t) = usize::try_from(key)
+            .ok()
+            .and_then(|i| kept.get(i))
+            .ok_or_else(|| format!("unknown kept tensor {key}"))?;
+        Ok(t.to_values())
     }
 
     fn fail(&self, op: &str, message: String) -> TensorId {

@@ -166,6 +166,32 @@ pub trait AbiStrategy: Send {
     /// Which phase's model is the result.
     #[sabi(last_prefix_field)]
     fn select_result(&self, phases: RSlice<'_, PhaseSummary>) -> RResult<u32, RString>;
+
+    // Appended in 0.1.1. A plugin built against 0.1.0 lacks these entries; the host then
+    // calls the default bodies below (abi_stable's default fallback).
+
+    /// The factor the host multiplies the configured learning rate by at this step.
+    fn lr_factor(&self, _progress: Progress) -> RResult<f64, RString> {
+        RResult::ROk(1.0)
+    }
+    /// Called after every optimizer step with the parameters at their updated values;
+    /// `progress.step` is the step just taken and `end_of_epoch` marks an epoch's last step.
+    fn after_step(
+        &mut self,
+        _ops: HostOpsRef<'_>,
+        _progress: Progress,
+        _end_of_epoch: bool,
+    ) -> RResult<(), RString> {
+        RResult::ROk(())
+    }
+    /// The result of phase `phase`, called after its last step: keys of kept flat parameter
+    /// vectors (every parameter in declaration order, as `param_group(["*"])` gives them).
+    /// None: the parameters as trained; one: these parameters (e.g. an average), batch-norm
+    /// statistics recomputed on the training split; several: an ensemble whose averaged
+    /// predictions the host evaluates.
+    fn phase_result(&mut self, _ops: HostOpsRef<'_>, _phase: u32) -> RResult<RVec<u64>, RString> {
+        RResult::ROk(RVec::new())
+    }
 }
 
 /// An owned strategy object.

@@ -20,7 +20,7 @@ use crate::abi::{
     Components, DataSplits, DatasetBox, HostInfo, HostOpsRef, LogLevel, ModelBox, ParamSpec,
     PhaseStart, PhaseSummary, Plugin, PluginRef, Progress, StrategyBox, TensorId,
 };
-use crate::tensor::{Ops, Tensor};
+use crate::tensor::{Kept, Ops, Tensor};
 
 /// Errors plugin callbacks return: anything that implements `std::error::Error`, or a
 /// message (`"lambda must be positive".into()`).
@@ -72,6 +72,30 @@ pub trait Strategy: Component {
     /// Which phase's model is the result: by default the lowest held-out loss.
     fn select_result(&self, phases: &[PhaseSummary]) -> u32 {
         best_by_valid_loss(phases)
+    }
+    /// The factor the host multiplies the configured learning rate by at this step (a
+    /// schedule); by default 1.
+    fn lr_factor(&self, _progress: Progress) -> f64 {
+        1.0
+    }
+    /// Called after every optimizer step, parameters at their updated values; `progress.step`
+    /// is the step just taken and `end_of_epoch` marks the last step of an epoch.
+    fn after_step(
+        &mut self,
+        _ops: Ops<'_>,
+        _progress: Progress,
+        _end_of_epoch: bool,
+    ) -> Result<()> {
+        Ok(())
+    }
+    /// What phase `phase` produced, called after its last step, as flat parameter vectors kept
+    /// with [`Ops::keep`] (every parameter in declaration order: `ops.param_group(&["*"])`).
+    /// Empty (the default): the parameters as trained. One: the host loads it (e.g. an
+    /// average of the trajectory) and recomputes batch-norm statistics on the training split.
+    /// Several: an ensemble; the host evaluates the average of their predictions (class
+    /// probabilities, or outputs for regression).
+    fn phase_result(&mut self, _ops: Ops<'_>, _phase: u32) -> Result<Vec<Kept>> {
+        Ok(vec![])
     }
 }
 
@@ -277,6 +301,27 @@ impl<S: Strategy> AbiStrategy for Adapter<S> {
     fn select_result(&self, phases: RSlice<'_, PhaseSummary>) -> RResult<u32, RString> {
         guard(S::NAME, "select_result", || {
             Ok(self.0.select_result(phases.as_slice()))
+        })
+    }
+    fn lr_factor(&self, progress: Progress) -> RResult<f64, RString> {
+        guard(S::NAME, "lr_factor", || Ok(self.0.lr_factor(progress)))
+    }
+    fn after_step(
+        &mut self,
+        ops: HostOpsRef<'_>,
+        progress: Progress,
+        end_of_epoch: bool,
+    ) -> RResult<(), RString> {
+        guard(S::NAME, "after_step", || {
+            with_ops(&ops, |o| self.0.after_step(o, progress, end_of_epoch))
+        })
+    }
+    fn phase_result(&mut self, ops: HostOpsRef<'_>, phase: u32) -> RResult<RVec<u64>, RString> {
+        guard(S::NAME, "phase_result", || {
+            with_ops(&ops, |o| {
+                let kept = self.0.phase_result(o, phase)?;
+                Ok(kept.into_iter().map(Kept::key).collect())
+            })
         })
     }
 }

@@ -32,6 +32,13 @@ pub struct Tensor<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kept(u64);
 
+impl Kept {
+    /// The key the host knows this tensor by.
+    pub fn key(self) -> u64 {
+        self.0
+    }
+}
+
 /// Options of a 2-D convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conv2d {
