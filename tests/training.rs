@@ -191,6 +191,54 @@ fn full_persistent_restarts_from_theta0_and_keeps_its_anchors() {
 }
 
 #[test]
+fn persistence_on_a_layer_that_never_moved_completes_and_repeats_phase_one() {
+    // On the kink problem a 1-2-2-1 ReLU net often starts with dead first-layer units, which
+    // training never moves: the anchor is θ0, where the penalty has no gradient.
+    let registry = pn_tests::registry(&["partial_persistent", "mlp", "kink"]);
+    let device = parse_device("cpu").unwrap();
+    let kink = ComponentRef {
+        name: "kink".into(),
+        config: json!({"train": 200, "valid": 50}),
+    };
+    let data = load_data(&registry, &kink, &device).unwrap();
+    let (model, _) = registry
+        .model("mlp", &json!({"hidden": [2, 2], "init": "kaiming_normal"}))
+        .unwrap();
+    let cfg = TrainConfig {
+        epochs: 20,
+        batch_size: 50,
+        record_every: 1000,
+        ..TrainConfig::default()
+    };
+    let mut stuck = 0;
+    for seed in 0..20 {
+        let (mut strategy, _) = registry.strategy("partial_persistent", &json!({})).unwrap();
+        let outcome = engine::run(
+            &mut strategy,
+            &model,
+            &data,
+            &cfg,
+            seed,
+            &device,
+            &mut Silent,
+        );
+        assert_eq!(
+            outcome.status,
+            Status::Completed,
+            "seed {seed}: {:?}",
+            outcome.message
+        );
+        let layer0 = |i: usize| outcome.trajectory[i].values[..4].to_vec(); // weight [1, 2], bias [2]
+        if layer0(0) == layer0(1) {
+            stuck += 1;
+            let loss = |p: usize| outcome.phases[p].final_train_loss;
+            assert_eq!((loss(1), loss(2)), (loss(0), loss(0)), "seed {seed}");
+        }
+    }
+    assert!(stuck > 0, "no seed started with a dead first layer");
+}
+
+#[test]
 fn reinit_selects_the_phase_with_the_lowest_validation_loss() {
     let (registry, device, data) = setup();
     let (mut strategy, _) = registry.strategy("reinit", &json!({"phases": 3})).unwrap();

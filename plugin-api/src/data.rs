@@ -1,8 +1,23 @@
-//! Helpers for data-set plugins that read files.
+//! Helpers for data-set plugins: directory checks for those that read files, and the splits of
+//! generated regression problems.
 
 use std::path::Path;
 
+use crate::abi::{DataSplit, DataSplits, LossKind};
 use crate::component::Result;
+
+impl DataSplits {
+    /// Regression onto one value per example (mean squared error), inputs of `input_shape`.
+    pub fn scalar_regression(input_shape: &[usize], train: DataSplit, valid: DataSplit) -> Self {
+        Self {
+            input_shape: input_shape.to_vec().into(),
+            outputs: 1,
+            loss: LossKind::MeanSquaredError,
+            train,
+            valid,
+        }
+    }
+}
 
 /// `Ok` if `dir` is a directory, else the one-line error users of every file-based data set
 /// see: `data directory not found: DIR (set dataset.dir)`.

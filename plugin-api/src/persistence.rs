@@ -200,10 +200,19 @@ impl<P: Preset> Strategy for Persistent<P> {
             self.sigma2 = match self.config.sigma {
                 Some(s) => s * s,
                 None if travelled2 > 0.0 => self.config.sigma_scale.powi(2) * travelled2,
-                None => return Err(
-                    "phase 1 did not move the penalised parameters (‖θ1* − θ0‖ = 0): set `sigma`"
-                        .into(),
-                ),
+                None => {
+                    // E.g. dead ReLU units: the anchor is θ0 itself, where the penalty's
+                    // gradient vanishes, so the later phases repeat phase 1. Say so and go on
+                    // (the run's result is still a valid, if unhelped, one).
+                    crate::component::log(
+                        crate::abi::LogLevel::Warn,
+                        &format!(
+                            "{}: phase 1 did not move the penalised parameters (‖θ1* − θ0‖ = 0), so the penalty cannot push them from θ0; later phases repeat phase 1",
+                            P::NAME
+                        ),
+                    );
+                    self.config.sigma_scale.powi(2)
+                }
             };
             crate::component::log(
                 crate::abi::LogLevel::Debug,

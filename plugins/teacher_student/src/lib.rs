@@ -5,7 +5,7 @@
 //! gradient descent often stops in a spurious local minimum for d = k between 6 and 12.
 //! Generated in memory from fixed seeds: every run sees the same teacher and data.
 
-use pn_plugin_api::{Component, DataSplit, DataSplits, Dataset, LossKind, Result};
+use pn_plugin_api::{Component, DataSplit, DataSplits, Dataset, Result};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -108,13 +108,7 @@ impl Dataset for TeacherStudent {
         let mut rng = StdRng::seed_from_u64(c.data_seed);
         let train = split(&teacher, c.d, c.train, &mut rng);
         let valid = split(&teacher, c.d, c.valid, &mut rng);
-        Ok(DataSplits {
-            input_shape: vec![c.d].into(),
-            outputs: 1,
-            loss: LossKind::MeanSquaredError,
-            train,
-            valid,
-        })
+        Ok(DataSplits::scalar_regression(&[c.d], train, valid))
     }
 }
 

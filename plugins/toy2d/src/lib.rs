@@ -13,7 +13,7 @@
 //! data set's targets are 0, so the host's mean squared error is exactly S.
 
 use pn_plugin_api::{
-    Component, DataSplit, DataSplits, Dataset, LossKind, Model, Ops, ParamSpec, Result, Tensor,
+    Component, DataSplit, DataSplits, Dataset, Model, Ops, ParamSpec, Result, Tensor,
 };
 use serde::{Deserialize, Serialize};
 
@@ -147,13 +147,7 @@ impl Dataset for Toy2dData {
             targets: vec![0.0; n].into(),
             len: n,
         };
-        Ok(DataSplits {
-            input_shape: vec![1].into(),
-            outputs: 1,
-            loss: LossKind::MeanSquaredError,
-            train: split(),
-            valid: split(),
-        })
+        Ok(DataSplits::scalar_regression(&[1], split(), split()))
     }
 }
 
