@@ -250,3 +250,32 @@ fn suite_file_mistakes_are_one_line_errors_naming_the_line() {
         "nothing runs from a bad file"
     );
 }
+
+#[test]
+fn every_suite_in_the_repository_parses_and_plans() {
+    let names: Vec<String> = std::fs::read_dir(root().join("plugins"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".so")
+                .map(String::from)
+        })
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let registry = pn_tests::registry(&names);
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root().join("suites")).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let origin = path.display().to_string();
+            let suite = pn_host::suite::Suite::parse(&text, &origin, &registry)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(!suite.plan().runs.is_empty(), "{origin}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "{checked} suite files");
+}

@@ -803,10 +803,14 @@ pub fn write(store: &Store) -> Result<Report, String> {
 
 fn runs_meta(store: &Store, report: &Report) -> String {
     let plan = &report.plan;
-    let first = plan.runs.iter().find_map(|r| match store.state(r, None) {
-        RunState::Finished(r) | RunState::Failed(r) => Some(r),
-        _ => None,
-    });
+    let records: Vec<RunRecord> = plan
+        .runs
+        .iter()
+        .filter_map(|r| match store.state(r, None) {
+            RunState::Finished(r) | RunState::Failed(r) => Some(*r),
+            _ => None,
+        })
+        .collect();
     let mut out = format!(
         "{} runs: {} strategies × {} workloads × {} seeds ({}), plus equal-step budgets.",
         plan.runs.len(),
@@ -815,32 +819,32 @@ fn runs_meta(store: &Store, report: &Report) -> String {
         plan.seeds.len(),
         seeds_text(&plan.seeds)
     );
-    if let Some(r) = first {
+    if let Some(r) = records.first() {
         let _ = write!(
             out,
             " Device `{}`, pn-host {}. Plugins:",
             r.device, r.pn_host_version
         );
-        for p in &r.plugins {
+        // Every plugin file any run used, once (a file rebuilt mid-suite shows twice).
+        let mut files: Vec<(String, &str)> = vec![];
+        for p in records.iter().flat_map(|r| &r.plugins) {
             let name = p
                 .path
                 .file_name()
-                .map(|n| n.to_string_lossy())
+                .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let _ = write!(
-                out,
-                " `{name}` (sha256 {}…)",
-                &p.sha256[..12.min(p.sha256.len())]
-            );
+            let sha = &p.sha256[..12.min(p.sha256.len())];
+            if !files.iter().any(|(n, s)| *n == name && *s == sha) {
+                files.push((name, sha));
+            }
+        }
+        files.sort();
+        for (name, sha) in files {
+            let _ = write!(out, " `{name}` (sha256 {sha}…)");
         }
         out.push('.');
     }
-    let _ = write!(
-        out,
-        " Results per run: `runs/<id>/` in {}.",
-        store.dir.display()
-    );
-    out.push('\n');
+    out.push_str(" Results per run: `runs/<id>/` beside this report.\n");
     out
 }
 
