@@ -279,3 +279,35 @@ fn every_suite_in_the_repository_parses_and_plans() {
     }
     assert!(checked >= 7, "{checked} suite files");
 }
+
+#[test]
+fn a_data_set_that_cannot_load_stops_the_suite_once_before_any_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-dir");
+    let text = TINY_SUITE.replace(
+        r#"dataset = { name = "teacher_student", config = { d = 5, k = 5, train = 400, valid = 100 } }"#,
+        &format!(r#"dataset = {{ name = "mnist", config = {{ dir = "{}" }} }}"#, missing.display()),
+    );
+    assert!(text.contains("mnist"));
+    let file = write_suite(tmp.path(), &text);
+    let out = run_host(
+        tmp.path(),
+        &[
+            "--plugin-dir",
+            &plugin_dir(),
+            "suite",
+            "run",
+            &file,
+            "--out",
+            "out",
+        ],
+    );
+    assert_one_line_error(
+        &out,
+        "workload `student`: data set `mnist`: data directory not found",
+    );
+    assert!(
+        finished(&tmp.path().join("out")).is_empty(),
+        "no run was recorded"
+    );
+}

@@ -10,6 +10,7 @@ use crate::data::Data;
 use crate::device::{parse_device, Device};
 use crate::engine::{self, Observer, Outcome, PhaseRecord, Status, TrainConfig};
 use crate::registry::{merge_config, Kind, PluginFile, Registry};
+use pn_plugin_api::DataSplits;
 
 /// A component chosen by name with overrides of its default config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,8 +179,15 @@ pub fn load_data(
     dataset: &ComponentRef,
     device: &Device,
 ) -> Result<Data, String> {
+    let splits = load_splits(registry, dataset)?;
+    Data::upload(splits, device).map_err(|e| format!("data set `{}`: {e}", dataset.name))
+}
+
+/// A data set's splits in memory, as its plugin loads them (missing or malformed files fail
+/// here, with the plugin's message).
+pub fn load_splits(registry: &Registry, dataset: &ComponentRef) -> Result<DataSplits, String> {
     let (set, _) = registry.dataset(&dataset.name, &dataset.config)?;
-    let splits = set.load().into_result().map_err(|e| {
+    set.load().into_result().map_err(|e| {
         let e = e.to_string();
         let own = format!("{}: ", dataset.name);
         format!(
@@ -187,8 +195,7 @@ pub fn load_data(
             dataset.name,
             e.strip_prefix(&own).unwrap_or(&e)
         )
-    })?;
-    Data::upload(splits, device).map_err(|e| format!("data set `{}`: {e}", dataset.name))
+    })
 }
 
 /// Executes one run; plugin and configuration errors become a failed record, never a panic.

@@ -347,6 +347,17 @@ fn run_suite(
             _ => todo.push(run),
         }
     }
+    // A data set that cannot load stops the suite once, before any run, rather than failing
+    // every run of its workload.
+    let mut loaded: Vec<&job::ComponentRef> = vec![];
+    for run in &todo {
+        let dataset = &run.config.dataset;
+        if !loaded.contains(&dataset) {
+            job::load_splits(registry, dataset)
+                .map_err(|e| format!("workload `{}`: {e}", run.workload))?;
+            loaded.push(dataset);
+        }
+    }
     if !global.quiet {
         eprintln!(
             "suite `{}`{}: {} runs to do, {done} already finished{} -> {}",
