@@ -1,0 +1,142 @@
+"""PyTorch eager reference for `pn-host bench`: milliseconds per training step of the same
+workloads (teacher-student student, LeNet-300-100, LeNet-5, ResNet-20 with batch norm), the same
+protocol (synthetic batch, Adam lr 1e-3, blocks of 200 steps divided by the model's slowness,
+6 rounds, the first discarded, best block counts), with and without a Gaussian persistence
+penalty λ·exp(−‖θ − θ*‖² / 2σ²) over all parameters, as `full_persistent` adds it.
+
+    python3 -m venv .venv && .venv/bin/pip install torch
+    .venv/bin/python bench/pytorch_reference.py [--only resnet] [--threads N]
+"""
+
+import argparse
+import time
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class Student(nn.Module):
+    """f(x) = Σ relu(w_iᵀx), no biases: the teacher-student student."""
+
+    def __init__(self, d=10, k=10):
+        super().__init__()
+        self.layer0 = nn.Linear(d, k, bias=False)
+
+    def forward(self, x):
+        return F.relu(self.layer0(x)).sum(dim=1, keepdim=True)
+
+
+def lenet300():
+    return nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
+                         nn.Linear(100, 10))
+
+
+def lenet5():
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = None
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class Resnet20(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        blocks, cin = [], 16
+        for cout, stride in [(16, 1), (32, 2), (64, 2)]:
+            for i in range(3):
+                blocks.append(Block(cin, cout, stride if i == 0 else 1))
+                cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.bn(self.stem(x))))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+CASES = [
+    ("teacher-student mlp (d=k=10, batch 200)", Student, (10,), 0, 200, 1),
+    ("lenet-300-100 mlp (28x28, batch 64)", lenet300, (784,), 10, 64, 1),
+    ("lenet-5 conv (28x28, batch 64)", lenet5, (1, 28, 28), 10, 64, 10),
+    ("resnet-20 (3x32x32, batch 128)", Resnet20, (3, 32, 32), 10, 128, 100),
+]
+
+
+def stepper(make, shape, classes, batch, penalty):
+    torch.manual_seed(0)
+    model = make()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(batch, *shape)
+    y = torch.randint(0, classes, (batch,)) if classes else torch.randn(batch, 1)
+    anchor = torch.cat([p.detach().flatten() for p in model.parameters()]) + 0.01
+    lam, two_sigma2 = 1.0, 2.0
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out = model(x)
+        loss = F.cross_entropy(out, y) if classes else F.mse_loss(out, y)
+        if penalty:
+            theta = torch.cat([p.flatten() for p in model.parameters()])
+            loss = loss + lam * torch.exp(-((theta - anchor) ** 2).sum() / two_sigma2)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def measure(steppers, steps):
+    best = [float("inf")] * len(steppers)
+    for round_ in range(6):
+        for i, step in enumerate(steppers):
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            ms = (time.perf_counter() - start) * 1000 / steps
+            if round_ > 0:
+                best[i] = min(best[i], ms)
+    return best
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="only workloads whose name contains this")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    print(f"{'workload (ms/step)':<44}{'PyTorch':>10}{'+ penalty':>12}{'penalty':>10}")
+    for name, make, shape, classes, batch, slowness in CASES:
+        if args.only and args.only not in name:
+            continue
+        plain, penalised = measure(
+            [stepper(make, shape, classes, batch, p) for p in (False, True)],
+            max(1, args.steps // slowness),
+        )
+        print(f"{name:<44}{plain:>10.4f}{penalised:>12.4f}{100 * (penalised / plain - 1):>9.1f}%")
+
+
+if __name__ == "__main__":
+    main()
