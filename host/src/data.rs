@@ -39,11 +39,20 @@ pub struct Data {
     pub train: DeviceSplit,
     /// Held-out split.
     pub valid: DeviceSplit,
-    /// The training inputs on the CPU, for augmentation (see [`crate::augment`]).
-    pub train_host: std::sync::Arc<Vec<f32>>,
+    /// The training inputs on the CPU, read back from the device the first time augmentation
+    /// asks for them (see [`Data::train_host`]).
+    train_host: std::sync::OnceLock<std::sync::Arc<Vec<f32>>>,
 }
 
 impl Data {
+    /// The training inputs on the CPU, for augmentation (see [`crate::augment`]); read back
+    /// from the device once, so runs without augmentation keep no second copy.
+    pub fn train_host(&self) -> std::sync::Arc<Vec<f32>> {
+        self.train_host
+            .get_or_init(|| std::sync::Arc::new(self.train.inputs.to_values()))
+            .clone()
+    }
+
     /// Checks `splits` and uploads them to `device`.
     pub fn upload(splits: DataSplits, device: &Device) -> Result<Self, String> {
         let input_shape = splits.input_shape.to_vec();
@@ -112,12 +121,11 @@ impl Data {
                 len: split.len,
             })
         };
-        let train_host = std::sync::Arc::new(splits.train.inputs.to_vec());
         Ok(Self {
             input_shape: input_shape.clone(),
             outputs: splits.outputs,
             loss: splits.loss,
-            train_host,
+            train_host: std::sync::OnceLock::new(),
             train: upload("train", splits.train)?,
             valid: upload("valid", splits.valid)?,
         })

@@ -754,7 +754,7 @@ fn train_phases(
                 .map(|(augment, shape)| {
                     let batches = order.chunks(cfg.batch_size).map(<[i64]>::to_vec).collect();
                     let seed = mix(seed, 0xA06 + u64::from(epoch));
-                    Prefetch::start(data.train_host.clone(), shape, batches, augment, seed)
+                    Prefetch::start(data.train_host(), shape, batches, augment, seed)
                 });
             let mut loss_sum: Option<Tensor<B, 1>> = None;
             let mut correct: Option<Tensor<B, 1, Int>> = None;
