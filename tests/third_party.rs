@@ -123,7 +123,10 @@ fn failures_inside_plugins_fail_the_run_not_the_process() {
         ),
         ("bad_shapes", "tensor operation `matmul` failed"),
         ("error", "faulty: faulty strategy refused"),
-        ("bad_lr", "strategy lr_factor must be finite and ≥ 0, got NaN"),
+        (
+            "bad_lr",
+            "strategy lr_factor must be finite and ≥ 0, got NaN",
+        ),
         (
             "bad_result",
             "strategy phase_result: a flat parameter vector has 1 values",
