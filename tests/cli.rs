@@ -435,3 +435,35 @@ fn a_two_parameter_run_records_its_trajectory_and_plots_its_surface() {
         "{err}"
     );
 }
+
+#[test]
+fn a_snapshot_run_says_its_result_is_an_ensemble_and_saves_the_members() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let dir = out_dir.path().display().to_string();
+    let out = run_host(
+        &root(),
+        &[
+            "run",
+            "--strategy",
+            "snapshot",
+            "--set",
+            "strategy.snapshots=3",
+            "--set",
+            "train.epochs=6",
+            "--out",
+            &dir,
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = format!("{stdout}{}", stderr(&out));
+    assert!(said.contains("(ensemble of 3, 60 steps"), "{said}");
+    let json = stdout.lines().last().unwrap().trim();
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert_eq!(
+        record["kept"],
+        serde_json::json!(["snapshot.1", "snapshot.2", "snapshot.3"])
+    );
+    assert_eq!(record["phases"][0]["members"], 3);
+}

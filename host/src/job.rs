@@ -400,16 +400,27 @@ pub fn run_dir_name(config: &RunConfig) -> String {
 /// One line about a finished run: its final metrics, or why it did not complete.
 pub fn describe(label: &str, record: &RunRecord) -> String {
     match (&record.status, &record.final_metrics) {
-        (Status::Completed, Some(m)) => format!(
-            "{label}: train loss {:.3e}, valid loss {:.3e}{} ({} steps, {:.1}s)",
-            m.train_loss,
-            m.valid_loss,
-            m.valid_accuracy
-                .map(|a| format!(", valid acc {:.2}%", 100.0 * a))
-                .unwrap_or_default(),
-            record.steps,
-            record.wall_time_s
-        ),
+        (Status::Completed, Some(m)) => {
+            let members = record
+                .selected_phase
+                .and_then(|p| record.phases.get(p as usize))
+                .map_or(1, |p| p.members);
+            format!(
+                "{label}: train loss {:.3e}, valid loss {:.3e}{} ({}{} steps, {:.1}s)",
+                m.train_loss,
+                m.valid_loss,
+                m.valid_accuracy
+                    .map(|a| format!(", valid acc {:.2}%", 100.0 * a))
+                    .unwrap_or_default(),
+                if members > 1 {
+                    format!("ensemble of {members}, ")
+                } else {
+                    String::new()
+                },
+                record.steps,
+                record.wall_time_s
+            )
+        }
         (status, _) => format!(
             "{label}: {}: {}",
             status.name(),
