@@ -5,7 +5,7 @@ protocol (synthetic batch, Adam lr 1e-3, blocks of 200 steps divided by the mode
 penalty λ·exp(−‖θ − θ*‖² / 2σ²) over all parameters, as `full_persistent` adds it.
 
     python3 -m venv .venv && .venv/bin/pip install torch
-    .venv/bin/python bench/pytorch_reference.py [--only resnet] [--threads N]
+    .venv/bin/python bench/pytorch_reference.py [--only resnet] [--threads N] [--device cuda]
 """
 
 import argparse
@@ -83,12 +83,13 @@ CASES = [
 ]
 
 
-def stepper(make, shape, classes, batch, penalty):
+def stepper(make, shape, classes, batch, penalty, device):
     torch.manual_seed(0)
-    model = make()
+    model = make().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, *shape)
-    y = torch.randint(0, classes, (batch,)) if classes else torch.randn(batch, 1)
+    x = torch.randn(batch, *shape, device=device)
+    y = (torch.randint(0, classes, (batch,), device=device) if classes
+         else torch.randn(batch, 1, device=device))
     anchor = torch.cat([p.detach().flatten() for p in model.parameters()]) + 0.01
     lam, two_sigma2 = 1.0, 2.0
 
@@ -105,13 +106,15 @@ def stepper(make, shape, classes, batch, penalty):
     return step
 
 
-def measure(steppers, steps):
+def measure(steppers, steps, device):
     best = [float("inf")] * len(steppers)
     for round_ in range(6):
         for i, step in enumerate(steppers):
             start = time.perf_counter()
             for _ in range(steps):
                 step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             ms = (time.perf_counter() - start) * 1000 / steps
             if round_ > 0:
                 best[i] = min(best[i], ms)
@@ -123,17 +126,21 @@ def main():
     parser.add_argument("--only", help="only workloads whose name contains this")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    device = torch.device(args.device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}")
     print(f"{'workload (ms/step)':<44}{'PyTorch':>10}{'+ penalty':>12}{'penalty':>10}")
     for name, make, shape, classes, batch, slowness in CASES:
         if args.only and args.only not in name:
             continue
         plain, penalised = measure(
-            [stepper(make, shape, classes, batch, p) for p in (False, True)],
+            [stepper(make, shape, classes, batch, p, device) for p in (False, True)],
             max(1, args.steps // slowness),
+            device,
         )
         print(f"{name:<44}{plain:>10.4f}{penalised:>12.4f}{100 * (penalised / plain - 1):>9.1f}%")
 
