@@ -5,13 +5,13 @@
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Distribution, Tensor, TensorData, Tolerance};
-use pn_host::data::{Data, Targets};
 use pn_host::device::{parse_device, Device, B};
-use pn_host::dyn_tensor::DynTensor;
-use pn_host::engine::{self, Outcome, Silent, Status, TrainConfig, Trainer};
-use pn_host::params::{split_flat, ParamStore};
-use pn_host::registry::Registry;
-use pn_host::session::Session;
+use pn_host::plugin::registry::Registry;
+use pn_host::train::data::{Data, Targets};
+use pn_host::train::dyn_tensor::DynTensor;
+use pn_host::train::params::{split_flat, ParamStore};
+use pn_host::train::session::Session;
+use pn_host::train::{self, ModelRunner, Outcome, Silent, Status, TrainConfig};
 use pn_plugin_api::{DataSplit, DataSplits, LossKind, Ops, Progress};
 use serde_json::{json, Value};
 
@@ -56,7 +56,7 @@ fn run(
     let device = parse_device("cpu").unwrap();
     let (model, _) = registry.model("mlp", &json!({"hidden": [16]})).unwrap();
     let (mut strategy, _) = registry.strategy(strategy, &config).unwrap();
-    let outcome = engine::run(&mut strategy, &model, data, cfg, 5, &device, &mut Silent);
+    let outcome = train::run(&mut strategy, &model, data, cfg, 5, &device, &mut Silent);
     assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
     outcome
 }
@@ -144,7 +144,7 @@ fn snapshot_restarts_a_cosine_each_cycle_and_evaluates_the_mean_probability() {
 
     // The ensemble's held-out loss and accuracy, from the snapshots by hand.
     let (model, _) = registry.model("mlp", &json!({"hidden": [16]})).unwrap();
-    let trainer = Trainer::new(&model, &data, &device).unwrap();
+    let trainer = ModelRunner::new(&model, &data, &device).unwrap();
     let (x, y) = data.valid.range(0, data.valid.len);
     let Targets::Classes(labels) = y else {
         panic!("classes expected")
@@ -254,14 +254,14 @@ fn swa_on_a_batch_norm_model_recomputes_its_statistics_for_the_average() {
         lr: 0.01,
         ..TrainConfig::default()
     };
-    let outcome = engine::run(&mut strategy, &model, &data, &cfg, 2, &device, &mut Silent);
+    let outcome = train::run(&mut strategy, &model, &data, &cfg, 2, &device, &mut Silent);
     assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
     assert!(!outcome.result_state.is_empty());
 
     // The saved statistics are those of the averaged parameters, from one pass over the
     // training split (recomputed here on a fresh trainer, which needs one training pass to
     // learn which layers have statistics).
-    let trainer = Trainer::new(&model, &data, &device).unwrap();
+    let trainer = ModelRunner::new(&model, &data, &device).unwrap();
     let average = outcome.result_values.clone().unwrap();
     let module = ParamStore::new(&trainer.specs, &average, &device).unwrap();
     let (x, _) = data.train.range(0, 12);

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use pn_host::job::ComponentRef;
+use pn_host::run::ComponentRef;
 use pn_tests::{assert_one_line_error, root, run_host, stderr};
 use serde_json::json;
 

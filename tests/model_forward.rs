@@ -7,9 +7,9 @@ use burn::tensor::activation::{relu, tanh};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use pn_host::device::{parse_device, B};
-use pn_host::dyn_tensor::DynTensor;
-use pn_host::params::initial_values;
-use pn_host::session::Session;
+use pn_host::train::dyn_tensor::DynTensor;
+use pn_host::train::params::initial_values;
+use pn_host::train::session::Session;
 use serde_json::json;
 
 /// A hand-written two-hidden-layer network.

@@ -5,8 +5,8 @@ use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Distribution, Tensor, Tolerance};
 use pn_host::device::{parse_device, B};
-use pn_host::dyn_tensor::DynTensor;
-use pn_host::session::Session;
+use pn_host::train::dyn_tensor::DynTensor;
+use pn_host::train::session::Session;
 use pn_plugin_api::{Conv2d, Ops};
 
 fn session() -> Session {

@@ -4,8 +4,8 @@
 
 use burn::tensor::{Tensor, TensorData};
 use pn_host::device::{parse_device, Device, B};
-use pn_host::dyn_tensor::DynTensor;
-use pn_host::session::Session;
+use pn_host::train::dyn_tensor::DynTensor;
+use pn_host::train::session::Session;
 use pn_plugin_api::abi::StrategyBox;
 use pn_plugin_api::Progress;
 use serde_json::{json, Value};

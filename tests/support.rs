@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use pn_host::registry::Registry;
+use pn_host::plugin::registry::Registry;
 
 /// The workspace root.
 pub fn root() -> PathBuf {

@@ -1,9 +1,9 @@
 //! The `toy2d` plugin: its loss is the documented surface, plain training from the start ends in
 //! the poor minimum, and persistence reaches the global one on some seeds.
 
-use pn_host::engine::{self, Silent, Status, TrainConfig, Trainer};
-use pn_host::job::{load_data, ComponentRef};
-use pn_host::params::ParamStore;
+use pn_host::run::{load_data, ComponentRef};
+use pn_host::train::params::ParamStore;
+use pn_host::train::{self, ModelRunner, Silent, Status, TrainConfig};
 use serde_json::json;
 
 /// The surface of the plugin's docs with its default constants.
@@ -23,7 +23,7 @@ fn the_loss_is_the_surface_and_persistence_escapes_where_plain_training_stays() 
     };
     let data = load_data(&registry, &dataset, &device).unwrap();
     let (model, _) = registry.model("toy2d", &json!({})).unwrap();
-    let trainer = Trainer::new(&model, &data, &device).unwrap();
+    let trainer = ModelRunner::new(&model, &data, &device).unwrap();
     for (x, y) in [(-1.6, 0.6), (-1.0, 0.0), (1.5, 0.0), (0.3, -0.8)] {
         let values = vec![vec![x as f32], vec![y as f32]];
         let module = ParamStore::new(&trainer.specs, &values, &device).unwrap();
@@ -45,7 +45,7 @@ fn the_loss_is_the_surface_and_persistence_escapes_where_plain_training_stays() 
     for seed in 0..8 {
         let final_loss = |name: &str| {
             let (mut strategy, _) = registry.strategy(name, &json!({})).unwrap();
-            let outcome = engine::run(
+            let outcome = train::run(
                 &mut strategy,
                 &model,
                 &data,

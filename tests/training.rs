@@ -3,11 +3,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use pn_host::data::Data;
 use pn_host::device::{parse_device, Device};
-use pn_host::engine::{self, Outcome, Silent, Status, TrainConfig};
-use pn_host::job::{load_data, ComponentRef};
-use pn_host::registry::Registry;
+use pn_host::plugin::registry::Registry;
+use pn_host::run::{load_data, ComponentRef};
+use pn_host::train::data::Data;
+use pn_host::train::{self, Outcome, Silent, Status, TrainConfig};
 use pn_plugin_api::abi::StrategyBox;
 use pn_plugin_api::component::strategy_box;
 use pn_plugin_api::{Component, Ops, PhaseStart, Result, Strategy};
@@ -48,7 +48,7 @@ fn train(
         batch_size: 100,
         ..TrainConfig::default()
     };
-    engine::run(strategy, &model, data, &cfg, 3, device, &mut Silent)
+    train::run(strategy, &model, data, &cfg, 3, device, &mut Silent)
 }
 
 #[test]
@@ -171,7 +171,7 @@ fn full_persistent_restarts_from_theta0_and_keeps_its_anchors() {
         .find(|(n, _, _)| n == "theta0")
         .unwrap()
         .2;
-    let fresh = pn_host::params::initial_values(
+    let fresh = pn_host::train::params::initial_values(
         &registry
             .model(
                 "mlp",
@@ -213,7 +213,7 @@ fn persistence_on_a_layer_that_never_moved_completes_and_repeats_phase_one() {
     let mut stuck = 0;
     for seed in 0..20 {
         let (mut strategy, _) = registry.strategy("partial_persistent", &json!({})).unwrap();
-        let outcome = engine::run(
+        let outcome = train::run(
             &mut strategy,
             &model,
             &data,
@@ -302,7 +302,7 @@ fn alexnet_and_resnet_learn_on_cpu_and_resnet_saves_its_running_statistics() {
             lr,
             ..TrainConfig::default()
         };
-        let outcome = engine::run(&mut strategy, &model, &data, &cfg, 1, &device, &mut Silent);
+        let outcome = train::run(&mut strategy, &model, &data, &cfg, 1, &device, &mut Silent);
         assert_eq!(
             outcome.status,
             Status::Completed,
@@ -338,7 +338,7 @@ fn augmentation_changes_the_batches_deterministically_and_needs_images() {
     let device = parse_device("cpu").unwrap();
     let data = quadrant_images(&device);
     let (model, _) = registry.model("lenet5", &json!({})).unwrap();
-    let run = |augment: Option<pn_host::augment::Augment>| {
+    let run = |augment: Option<pn_host::train::augment::Augment>| {
         let (mut strategy, _) = registry.strategy("baseline", &json!({})).unwrap();
         let cfg = TrainConfig {
             epochs: 2,
@@ -347,7 +347,7 @@ fn augmentation_changes_the_batches_deterministically_and_needs_images() {
             augment,
             ..TrainConfig::default()
         };
-        let outcome = engine::run(&mut strategy, &model, &data, &cfg, 2, &device, &mut Silent);
+        let outcome = train::run(&mut strategy, &model, &data, &cfg, 2, &device, &mut Silent);
         assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
         outcome.phases[0].epochs[0].train_loss
     };
@@ -370,7 +370,7 @@ fn augmentation_changes_the_batches_deterministically_and_needs_images() {
         augment: Some(Default::default()),
         ..TrainConfig::default()
     };
-    let outcome = engine::run(&mut strategy, &mlp, &tabular, &cfg, 0, &device, &mut Silent);
+    let outcome = train::run(&mut strategy, &mlp, &tabular, &cfg, 0, &device, &mut Silent);
     assert_eq!(outcome.status, Status::Failed);
     assert!(outcome
         .message

@@ -21,11 +21,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use crate::data::{Data, Targets};
 use crate::device::{Device, B};
-use crate::engine::{task_loss, Optim, TrainConfig, Trainer};
-use crate::params::{initial_values, ParamStore};
-use crate::registry::Registry;
+use crate::plugin::registry::Registry;
+use crate::train::data::{Data, Targets};
+use crate::train::optim::Optim;
+use crate::train::params::{initial_values, ParamStore};
+use crate::train::{task_loss, ModelRunner, TrainConfig};
 
 /// The network of a benchmarked workload.
 pub enum Net {
@@ -171,7 +172,11 @@ fn measure(
     Ok(best)
 }
 
-fn batch(data: &Data, size: usize, device: &Device) -> (crate::dyn_tensor::DynTensor, Targets) {
+fn batch(
+    data: &Data,
+    size: usize,
+    device: &Device,
+) -> (crate::train::dyn_tensor::DynTensor, Targets) {
     let idx: Vec<i64> = (0..size as i64).collect();
     data.train.batch(Tensor::<B, 1, Int>::from_data(
         TensorData::new(idx, [size]),
@@ -207,7 +212,7 @@ fn plugin_stepper<'a>(
         json!({ "sigma": 1.0 })
     };
     let (mut strategy, _): (StrategyBox, _) = registry.strategy(strategy, &overrides)?;
-    let trainer = Trainer::new(model, data, device)?;
+    let trainer = ModelRunner::new(model, data, device)?;
     let mut module = Some(ParamStore::new(
         &trainer.specs,
         &initial_values(&trainer.specs, 0)?,

@@ -1,35 +1,23 @@
 //! `pn-host`: loads strategies, models and data sets from ABI-stable plugins and trains and
 //! compares them on one Burn backend.
 //!
-//! Modules, each with one job: [`loader`] (a `.so` file to a checked plugin), [`registry`]
-//! (components by name, config merging), [`session`] (the tensor operations plugins call,
-//! recorded in Burn's autodiff graph), [`engine`] (phases, steps, evaluation), [`job`] (run
-//! configs, results on disk), [`suite`] (suite files, plans, shards, the results store),
-//! [`pool`] (runs in worker processes), [`report`] (tables, CSV, markdown, plots via
-//! [`stats`] and [`plots`]), [`bench`] (step timings).
+//! The folders follow the data path and the use cases: [`plugin`] (a `.so` file to components
+//! by name), [`train`] (one run: session, step, phase loop, records), [`run`] (run configs and a
+//! run's files), [`suite`] (suite files, plans, worker pool, Slurm), [`results`] (the suite
+//! directory), [`report`] (summaries, statistics, figures), [`bench`] (step timings) and
+//! [`surface`] (2-D loss surfaces).
 #![warn(missing_docs)]
 
-pub mod augment;
 pub mod bench;
-pub mod data;
 pub mod device;
-pub mod dyn_tensor;
-pub mod engine;
-pub mod ensemble;
-pub mod job;
-pub mod loader;
 pub mod log;
-pub mod params;
-pub mod plots;
-pub mod pool;
-pub mod registry;
+pub mod plugin;
 pub mod report;
-pub mod saturation;
-pub mod session;
-pub mod slurm;
-pub mod stats;
+pub mod results;
+pub mod run;
 pub mod suite;
 pub mod surface;
+pub mod train;
 
 pub use pn_plugin_api::component::payload_message as panic_message;
 

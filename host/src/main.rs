@@ -5,13 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use pn_host::engine::{EpochMetrics, Observer, Status};
-use pn_host::job::{self, ComponentRef, RunConfig, RunRecord};
-use pn_host::pool::{self, PoolOptions};
-use pn_host::registry::{plugins_in, Registry};
+use pn_host::plugin::registry::{plugins_in, Registry};
 use pn_host::report;
-use pn_host::slurm;
-use pn_host::suite::{self, RunState, Store, Suite};
+use pn_host::results::{RunState, Store};
+use pn_host::run::{self, ComponentRef, RunConfig, RunRecord};
+use pn_host::suite::pool::{self, PoolOptions};
+use pn_host::suite::slurm;
+use pn_host::suite::{self, Suite};
+use pn_host::train::{EpochMetrics, Observer, Status};
 use serde_json::Value;
 
 /// Train and compare persistent-neuron strategies loaded from plugins.
@@ -240,21 +241,21 @@ impl Observer for Bar {
 
 fn finish(bar: Bar, record: &RunRecord) -> String {
     bar.bar.finish_and_clear();
-    job::describe(&bar.label, record)
+    run::describe(&bar.label, record)
 }
 
 fn execute_and_save(
     registry: &Registry,
     config: &RunConfig,
-    data: &pn_host::data::Data,
+    data: &pn_host::train::data::Data,
     global: &Global,
     dir: &std::path::Path,
 ) -> Result<RunRecord, String> {
     let label = format!("{} seed {}", config.strategy.name, config.seed);
     let mut bar = Bar::new(label, global.quiet);
-    let (record, outcome) = job::execute(registry, config, data, &global.device, &mut bar);
+    let (record, outcome) = run::execute(registry, config, data, &global.device, &mut bar);
     let line = finish(bar, &record);
-    job::write_run(&dir.join(job::run_dir_name(config)), &record, &outcome)?;
+    run::write_run(&dir.join(run::run_dir_name(config)), &record, &outcome)?;
     if record.status == Status::Completed {
         if !global.quiet {
             eprintln!("{line}");
@@ -267,7 +268,7 @@ fn execute_and_save(
 
 /// The default job: the embedded suite, restricted to the `--plugin` files' strategies.
 fn compare(registry: &Registry, global: &Global, args: &CompareArgs) -> Result<bool, String> {
-    let mut suite = Suite::parse_available(job::DEFAULT_SUITE, "suites/default.toml", registry)?;
+    let mut suite = Suite::parse_available(run::DEFAULT_SUITE, "suites/default.toml", registry)?;
     let explicit: Vec<PathBuf> = global
         .plugins
         .iter()
@@ -276,7 +277,7 @@ fn compare(registry: &Registry, global: &Global, args: &CompareArgs) -> Result<b
     suite.retain_strategies(|_, c| {
         explicit.is_empty()
             || registry
-                .provider(pn_host::registry::Kind::Strategy, &c.name)
+                .provider(pn_host::plugin::registry::Kind::Strategy, &c.name)
                 .and_then(|p| p.canonicalize().ok())
                 .is_some_and(|p| explicit.contains(&p))
     });
@@ -349,11 +350,11 @@ fn run_suite(
     }
     // A data set that cannot load stops the suite once, before any run, rather than failing
     // every run of its workload.
-    let mut loaded: Vec<&job::ComponentRef> = vec![];
+    let mut loaded: Vec<&run::ComponentRef> = vec![];
     for run in &todo {
         let dataset = &run.config.dataset;
         if !loaded.contains(&dataset) {
-            job::load_splits(registry, dataset)
+            run::load_splits(registry, dataset)
                 .map_err(|e| format!("workload `{}`: {e}", run.workload))?;
             loaded.push(dataset);
         }
@@ -389,7 +390,7 @@ fn run_suite(
     };
     let device = global.device.clone();
     let record_crash = |run: &suite::PlannedRun, message: &str| {
-        let (record, outcome) = job::failed(registry, &run.config, &device, message.into());
+        let (record, outcome) = run::failed(registry, &run.config, &device, message.into());
         store.write_run(run, &record, &outcome)
     };
     let stats = pool::execute(todo, &options, &record_crash)?;
@@ -479,7 +480,7 @@ fn run(registry: &Registry, global: &Global, args: &RunArgs) -> Result<bool, Str
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            job::parse_toml::<RunConfig>(&text, &path.display().to_string())?
+            run::parse_toml::<RunConfig>(&text, &path.display().to_string())?
         }
         None => RunConfig::new(
             ComponentRef {
@@ -507,16 +508,16 @@ fn run(registry: &Registry, global: &Global, args: &RunArgs) -> Result<bool, Str
         config.seed = seed;
     }
     for s in &args.set {
-        job::apply_set(&mut config, s)?;
+        run::apply_set(&mut config, s)?;
     }
     config.train.validate()?;
     let device = pn_host::device::parse_device(&global.device)?;
-    let data = job::load_data(registry, &config.dataset, &device)?;
-    let dir = job::job_dir(&args.out, "run")?;
+    let data = run::load_data(registry, &config.dataset, &device)?;
+    let dir = run::job_dir(&args.out, "run")?;
     let record = execute_and_save(registry, &config, &data, global, &dir)?;
     println!(
         "{}",
-        dir.join(job::run_dir_name(&config))
+        dir.join(run::run_dir_name(&config))
             .join("run.json")
             .display()
     );

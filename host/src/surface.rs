@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::device::Device;
-use crate::engine::Trainer;
-use crate::job::{self, RunRecord};
-use crate::params::ParamStore;
-use crate::plots::{self, Surface};
-use crate::registry::Registry;
+use crate::plugin::registry::Registry;
+use crate::report::plots::{self, Surface};
+use crate::run::{self, RunRecord};
+use crate::train::params::ParamStore;
+use crate::train::ModelRunner;
 
 /// Reads `trajectory.csv`: per phase (in order), its (x, y) points.
 fn read_trajectory(dir: &Path) -> Result<Vec<Vec<(f64, f64)>>, String> {
@@ -84,8 +84,8 @@ pub fn draw(
     let phases = read_trajectory(dir)?;
     let anchors = read_anchors(dir)?;
     let (model, _) = registry.model(&record.model.name, &record.model.config)?;
-    let data = job::load_data(registry, &record.dataset, device)?;
-    let trainer = Trainer::new(&model, &data, device)?;
+    let data = run::load_data(registry, &record.dataset, device)?;
+    let trainer = ModelRunner::new(&model, &data, device)?;
     let points: Vec<(f64, f64)> = phases.iter().flatten().chain(&anchors).copied().collect();
     let span = |f: fn(&(f64, f64)) -> f64| {
         let (lo, hi) = points

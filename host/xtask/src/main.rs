@@ -4,19 +4,27 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-fn root() -> PathBuf {
-    // host/xtask -> the workspace root
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
+/// The workspace root, asked of cargo at run time (so a moved or copied checkout builds into
+/// its own folders, not the ones this binary was compiled in).
+fn root(cargo: &str) -> Result<PathBuf, String> {
+    let out = Command::new(cargo)
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    let manifest = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    manifest
+        .parent()
         .map(Path::to_path_buf)
-        .unwrap_or_default()
+        .ok_or_else(|| format!("no workspace folder above {}", manifest.display()))
 }
 
 fn build(extra: &[String]) -> Result<(), String> {
-    let root = root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let root = root(&cargo)?;
+    let status = Command::new(&cargo)
         .current_dir(&root)
         .args(["build", "--release", "--workspace"])
         .args(extra)

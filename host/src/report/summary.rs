@@ -8,13 +8,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::engine::Status;
-use crate::job::RunRecord;
-use crate::plots::{self, Curve, Group, Profile};
-use crate::stats::{self, Paired, Summary};
-use crate::suite::{
-    metric_rows, Budget, Metric, MetricRow, Plan, PlannedWorkload, RunState, Store,
-};
+use crate::report::plots::{self, Curve, Group, Profile};
+use crate::report::stats::{self, Paired, Summary};
+use crate::results::{metric_rows, MetricRow, RunState, Store};
+use crate::run::RunRecord;
+use crate::suite::{Budget, Metric, Plan, PlannedWorkload};
+use crate::train::Status;
 
 /// The two budgets a suite compares at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -792,9 +791,9 @@ pub fn draw(store: &Store, report: &Report) -> Result<(), String> {
 pub fn write(store: &Store) -> Result<Report, String> {
     let report = Report::build(store)?;
     let meta = runs_meta(store, &report);
-    crate::job::write_atomic(&store.dir.join("summary.csv"), &report.csv()?)?;
+    crate::run::write_atomic(&store.dir.join("summary.csv"), &report.csv()?)?;
     draw(store, &report)?;
-    crate::job::write_atomic(
+    crate::run::write_atomic(
         &store.dir.join("report.md"),
         report.markdown(&meta).as_bytes(),
     )?;

@@ -111,7 +111,7 @@ pub fn write(s: &Slurm) -> Result<PathBuf, String> {
         ("report.sbatch", report),
         ("submit.sh", submit),
     ] {
-        crate::job::write_atomic(&dir.join(name), text.as_bytes())?;
+        crate::run::write_atomic(&dir.join(name), text.as_bytes())?;
     }
     Ok(dir)
 }

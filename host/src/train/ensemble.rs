@@ -11,12 +11,12 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::Tensor;
 
-use crate::data::DeviceSplit;
 use crate::device::B;
-use crate::dyn_tensor::DynTensor;
-use crate::engine::Trainer;
-use crate::params::{split_flat, ParamStore};
-use crate::session::NormStats;
+use crate::train::data::DeviceSplit;
+use crate::train::dyn_tensor::DynTensor;
+use crate::train::params::{split_flat, ParamStore};
+use crate::train::session::NormStats;
+use crate::train::ModelRunner;
 
 /// One model of a phase's result: parameters and their batch-norm statistics.
 pub struct Member {
@@ -26,7 +26,7 @@ pub struct Member {
     pub stats: Vec<NormStats>,
 }
 
-impl Trainer<'_> {
+impl ModelRunner<'_> {
     /// The phase's result: `trained` as it is when `kept` is empty, otherwise one member per
     /// kept flat parameter vector, with batch-norm statistics recomputed in batches of `batch`.
     pub fn members(

@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal, Uniform};
 
 use crate::device::{Device, B};
-use crate::dyn_tensor::DynTensor;
+use crate::train::dyn_tensor::DynTensor;
 
 /// The trainable parameters of a model, grouped by rank. (Burn's derive recognises the
 /// backend only when the generic is named `B`.)

@@ -1,22 +1,16 @@
-//! Comparison suites: the suite file, its expansion into runs (strategies × workloads × seeds,
-//! plus equal-step budgets), sharding, and the results store on disk.
-//!
-//! A suite directory holds `plan.json` (every planned run, so `suite report` needs no plugins)
-//! and `runs/<id>/` per run: `config.json`, `run.json` (the manifest: versions, device, plugin
-//! hashes, status, metrics), `metrics.csv` and `metrics.jsonl` (per epoch), `model.safetensors`
-//! and `kept.safetensors`. A run folder is written under a temporary name and renamed into
-//! place, so it is either complete or absent.
+//! The suite file and its expansion into runs (strategies × workloads × seeds, plus
+//! equal-step budgets), and sharding. The runs' results live in [`crate::results::store`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use toml::Spanned;
 
-use crate::engine::{Outcome, Status, TrainConfig};
-use crate::job::{self, ComponentRef, RunConfig, RunRecord};
-use crate::registry::{Kind, Registry};
+use crate::plugin::registry::{Kind, Registry};
+use crate::run::{self, ComponentRef, RunConfig};
+use crate::train::TrainConfig;
 
 /// The metric a workload's target is set on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,7 +141,7 @@ pub struct PlannedWorkload {
     /// Its label in the suite file.
     pub label: String,
     /// Model, data set and training settings.
-    pub workload: job::Workload,
+    pub workload: run::Workload,
     /// Its target, if any.
     pub target: Option<Target>,
 }
@@ -258,7 +252,7 @@ impl Suite {
         lenient: bool,
     ) -> Result<Self, String> {
         let at = |line: usize| format!("{origin}, line {line}");
-        let file: SuiteFile = job::parse_toml(text, origin)?;
+        let file: SuiteFile = run::parse_toml(text, origin)?;
         let name = file.name.clone().unwrap_or_else(|| {
             Path::new(origin)
                 .file_stem()
@@ -356,7 +350,7 @@ impl Suite {
             })?;
             workloads.push(PlannedWorkload {
                 label: label_name,
-                workload: job::Workload {
+                workload: run::Workload {
                     model,
                     dataset,
                     train,
@@ -454,8 +448,8 @@ fn check_pin(registry: &Registry, file_name: &str, sha256: &str) -> Result<(), S
 }
 
 /// The first workload of the embedded default suite (for `pn-host run` without a run file).
-pub fn default_workload() -> job::Workload {
-    let file: toml::Table = toml::from_str(job::DEFAULT_SUITE).expect("embedded suite parses");
+pub fn default_workload() -> run::Workload {
+    let file: toml::Table = toml::from_str(run::DEFAULT_SUITE).expect("embedded suite parses");
     let mut workload = file["workloads"]
         .as_table()
         .and_then(|w| w.values().next())
@@ -489,227 +483,6 @@ pub fn shard<T>(runs: Vec<T>, (i, n): (usize, usize)) -> Vec<T> {
         .filter(|(k, _)| k % n == i - 1)
         .map(|(_, r)| r)
         .collect()
-}
-
-/// Where a suite's files live.
-#[derive(Debug, Clone)]
-pub struct Store {
-    /// The suite directory.
-    pub dir: PathBuf,
-}
-
-/// What the store holds for a planned run.
-#[derive(Debug)]
-pub enum RunState {
-    /// No finished folder.
-    Missing,
-    /// A folder from another config or other plugin files.
-    Stale,
-    /// Completed or diverged: a result.
-    Finished(Box<RunRecord>),
-    /// The run failed (a plugin error or a crash).
-    Failed(Box<RunRecord>),
-}
-
-impl Store {
-    /// Opens (creating) a suite directory.
-    pub fn create(dir: &Path) -> Result<Self, String> {
-        std::fs::create_dir_all(dir.join("runs"))
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        Ok(Self { dir: dir.into() })
-    }
-
-    /// Opens an existing suite directory.
-    pub fn open(dir: &Path) -> Result<Self, String> {
-        if !dir.join("plan.json").is_file() {
-            return Err(format!(
-                "{} is not a suite directory (no plan.json; run `pn-host suite run FILE` first)",
-                dir.display()
-            ));
-        }
-        Ok(Self { dir: dir.into() })
-    }
-
-    /// The folder of run `id`.
-    pub fn run_dir(&self, id: &str) -> PathBuf {
-        self.dir.join("runs").join(id)
-    }
-
-    /// Writes `plan.json` and the suite file's text (atomically).
-    pub fn write_plan(&self, plan: &Plan, source: &str) -> Result<(), String> {
-        let json = serde_json::to_vec_pretty(plan).map_err(|e| e.to_string())?;
-        job::write_atomic(&self.dir.join("plan.json"), &json)?;
-        job::write_atomic(&self.dir.join("suite.toml"), source.as_bytes())
-    }
-
-    /// Reads `plan.json`.
-    pub fn read_plan(&self) -> Result<Plan, String> {
-        let path = self.dir.join("plan.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
-    /// The state of `run`; with `plugins`, a run made with other plugin files is stale.
-    pub fn state(&self, run: &PlannedRun, plugins: Option<&Registry>) -> RunState {
-        let dir = self.run_dir(&run.id);
-        let config: Option<RunConfig> = std::fs::read(dir.join("config.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let record: Option<RunRecord> = std::fs::read(dir.join("run.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let (Some(config), Some(record)) = (config, record) else {
-            return RunState::Missing;
-        };
-        let changed_plugin = plugins.is_some_and(|registry| {
-            record
-                .plugins
-                .iter()
-                .any(|used| !registry.plugins.iter().any(|p| p.sha256 == used.sha256))
-        });
-        if config != run.config || changed_plugin {
-            return RunState::Stale;
-        }
-        match record.status {
-            Status::Failed => RunState::Failed(Box::new(record)),
-            _ => RunState::Finished(Box::new(record)),
-        }
-    }
-
-    /// Writes a run's folder: everything goes into a temporary folder that is then renamed
-    /// into place, replacing an older folder of the same run.
-    pub fn write_run(
-        &self,
-        run: &PlannedRun,
-        record: &RunRecord,
-        outcome: &Outcome,
-    ) -> Result<(), String> {
-        let runs = self.dir.join("runs");
-        let tag = format!("{}-{}", host_name(), std::process::id());
-        let tmp = runs.join(format!(".tmp-{}-{tag}", run.id));
-        let _ = std::fs::remove_dir_all(&tmp);
-        job::write_run(&tmp, record, outcome)?;
-        let config = serde_json::to_vec_pretty(&run.config).map_err(|e| e.to_string())?;
-        job::write_atomic(&tmp.join("config.json"), &config)?;
-        write_metrics(&tmp, record)?;
-        let target = self.run_dir(&run.id);
-        if target.exists() {
-            let old = runs.join(format!(".old-{}-{tag}", run.id));
-            let _ = std::fs::remove_dir_all(&old);
-            std::fs::rename(&target, &old)
-                .map_err(|e| format!("cannot replace {}: {e}", target.display()))?;
-            let _ = std::fs::remove_dir_all(&old);
-        }
-        std::fs::rename(&tmp, &target)
-            .map_err(|e| format!("cannot write {}: {e}", target.display()))
-    }
-
-    /// Removes temporary folders left by killed processes of this machine.
-    pub fn clean_leftovers(&self) {
-        let prefix = format!("{}-", host_name());
-        let Ok(entries) = std::fs::read_dir(self.dir.join("runs")) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with(".tmp-") || name.starts_with(".old-")) {
-                continue;
-            }
-            let pid = name
-                .rsplit_once('-')
-                .and_then(|(rest, pid)| rest.contains(&prefix).then_some(pid))
-                .and_then(|pid| pid.parse::<i32>().ok());
-            if pid.is_some_and(|pid| !process_alive(pid)) {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    }
-}
-
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
-    // truncates, and we stop at the first NUL.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    if ok && end > 0 {
-        String::from_utf8_lossy(&buf[..end]).replace(['-', '/', '.'], "_")
-    } else {
-        "host".into()
-    }
-}
-
-fn process_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    let sent = unsafe { libc::kill(pid, 0) } == 0;
-    sent || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-/// One row of `metrics.csv` / `metrics.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MetricRow {
-    /// Phase, from 1.
-    pub phase: u32,
-    /// Epoch within the phase, from 1.
-    pub epoch: u32,
-    /// Optimizer steps since the run started, over all phases.
-    pub step: u64,
-    /// Mean training loss over the epoch's batches.
-    pub train_loss: f64,
-    /// Training accuracy over the epoch's batches.
-    pub train_accuracy: Option<f64>,
-    /// Held-out loss after the epoch.
-    pub valid_loss: f64,
-    /// Held-out accuracy after the epoch.
-    pub valid_accuracy: Option<f64>,
-    /// Seconds since the run started.
-    pub elapsed_s: f64,
-    /// Saturation per activation layer on the held-out split, `act1.relu=0.25;act2.relu=0`.
-    pub saturation: String,
-}
-
-/// The per-epoch rows of a run, with steps counted over all phases.
-pub fn metric_rows(record: &RunRecord) -> Vec<MetricRow> {
-    let mut rows = vec![];
-    let mut before = 0u64;
-    for (p, phase) in record.phases.iter().enumerate() {
-        let per_epoch = phase.steps / phase.epochs.len().max(1) as u64;
-        for e in &phase.epochs {
-            rows.push(MetricRow {
-                phase: p as u32 + 1,
-                epoch: e.epoch,
-                step: before + per_epoch * e.epoch as u64,
-                train_loss: e.train_loss,
-                train_accuracy: e.train_accuracy,
-                valid_loss: e.valid_loss,
-                valid_accuracy: e.valid_accuracy,
-                elapsed_s: e.elapsed_s,
-                saturation: e
-                    .saturation
-                    .iter()
-                    .map(|l| format!("{}={}", l.layer, l.fraction))
-                    .collect::<Vec<_>>()
-                    .join(";"),
-            });
-        }
-        before += phase.steps;
-    }
-    rows
-}
-
-fn write_metrics(dir: &Path, record: &RunRecord) -> Result<(), String> {
-    let rows = metric_rows(record);
-    let mut csv = csv::Writer::from_writer(vec![]);
-    let mut jsonl = vec![];
-    for row in &rows {
-        csv.serialize(row).map_err(|e| e.to_string())?;
-        serde_json::to_writer(&mut jsonl, row).map_err(|e| e.to_string())?;
-        jsonl.push(b'\n');
-    }
-    let csv = csv.into_inner().map_err(|e| e.to_string())?;
-    job::write_atomic(&dir.join("metrics.csv"), &csv)?;
-    job::write_atomic(&dir.join("metrics.jsonl"), &jsonl)
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use pn_plugin_api::abi::{HostOps, HostOpsRef, HostOps_TO, LogLevel, TensorId, PO
 use pn_plugin_api::ops::{Binary, Layer, Reduce, Scalar, Unary};
 
 use crate::device::{Device, B};
-use crate::dyn_tensor::DynTensor;
-use crate::saturation::{LayerSaturation, Tracker};
+use crate::train::dyn_tensor::DynTensor;
+use crate::train::saturation::{LayerSaturation, Tracker};
 use crate::{map_dyn, with_dyn, zip_dyn};
 
 type OpResult = Result<DynTensor, String>;
@@ -75,7 +75,7 @@ impl Session {
         }
     }
 
-    /// Starts measuring the saturation of activations (see [`crate::saturation`]).
+    /// Starts measuring the saturation of activations (see [`crate::train::saturation`]).
     pub fn track_saturation(&self) {
         *self.saturation.borrow_mut() = Some(Tracker::default());
     }

@@ -25,10 +25,18 @@ pub enum DynTensor {
 macro_rules! map_dyn {
     ($t:expr, |$x:ident| $body:expr) => {
         match $t {
-            $crate::dyn_tensor::DynTensor::R1($x) => $crate::dyn_tensor::DynTensor::R1($body),
-            $crate::dyn_tensor::DynTensor::R2($x) => $crate::dyn_tensor::DynTensor::R2($body),
-            $crate::dyn_tensor::DynTensor::R3($x) => $crate::dyn_tensor::DynTensor::R3($body),
-            $crate::dyn_tensor::DynTensor::R4($x) => $crate::dyn_tensor::DynTensor::R4($body),
+            $crate::train::dyn_tensor::DynTensor::R1($x) => {
+                $crate::train::dyn_tensor::DynTensor::R1($body)
+            }
+            $crate::train::dyn_tensor::DynTensor::R2($x) => {
+                $crate::train::dyn_tensor::DynTensor::R2($body)
+            }
+            $crate::train::dyn_tensor::DynTensor::R3($x) => {
+                $crate::train::dyn_tensor::DynTensor::R3($body)
+            }
+            $crate::train::dyn_tensor::DynTensor::R4($x) => {
+                $crate::train::dyn_tensor::DynTensor::R4($body)
+            }
         }
     };
 }
@@ -38,10 +46,10 @@ macro_rules! map_dyn {
 macro_rules! with_dyn {
     ($t:expr, |$x:ident| $body:expr) => {
         match $t {
-            $crate::dyn_tensor::DynTensor::R1($x) => $body,
-            $crate::dyn_tensor::DynTensor::R2($x) => $body,
-            $crate::dyn_tensor::DynTensor::R3($x) => $body,
-            $crate::dyn_tensor::DynTensor::R4($x) => $body,
+            $crate::train::dyn_tensor::DynTensor::R1($x) => $body,
+            $crate::train::dyn_tensor::DynTensor::R2($x) => $body,
+            $crate::train::dyn_tensor::DynTensor::R3($x) => $body,
+            $crate::train::dyn_tensor::DynTensor::R4($x) => $body,
         }
     };
 }
@@ -54,19 +62,19 @@ macro_rules! zip_dyn {
         match a.rank().max(b.rank()) {
             1 => {
                 let ($x, $y) = (a.into_rank::<1>(), b.into_rank::<1>());
-                $crate::dyn_tensor::DynTensor::R1($body)
+                $crate::train::dyn_tensor::DynTensor::R1($body)
             }
             2 => {
                 let ($x, $y) = (a.into_rank::<2>(), b.into_rank::<2>());
-                $crate::dyn_tensor::DynTensor::R2($body)
+                $crate::train::dyn_tensor::DynTensor::R2($body)
             }
             3 => {
                 let ($x, $y) = (a.into_rank::<3>(), b.into_rank::<3>());
-                $crate::dyn_tensor::DynTensor::R3($body)
+                $crate::train::dyn_tensor::DynTensor::R3($body)
             }
             _ => {
                 let ($x, $y) = (a.into_rank::<4>(), b.into_rank::<4>());
-                $crate::dyn_tensor::DynTensor::R4($body)
+                $crate::train::dyn_tensor::DynTensor::R4($body)
             }
         }
     }};

@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::data::Data;
 use crate::device::parse_device;
-use crate::engine::{Observer, Status};
-use crate::job;
-use crate::registry::Registry;
-use crate::suite::{PlannedRun, Store};
+use crate::plugin::registry::Registry;
+use crate::results::Store;
+use crate::run;
+use crate::suite::PlannedRun;
+use crate::train::data::Data;
+use crate::train::{Observer, Status};
 
 /// What a worker tells its parent, one JSON object per line.
 #[derive(Debug, Serialize, Deserialize)]
@@ -359,12 +360,12 @@ pub fn worker(registry: &Registry, store: &Store, device_name: &str) -> Result<(
         let started = Instant::now();
         let key = format!("{}{}", run.config.dataset.name, run.config.dataset.config);
         if !data_sets.contains_key(&key) {
-            match job::load_data(registry, &run.config.dataset, &device) {
+            match run::load_data(registry, &run.config.dataset, &device) {
                 Ok(data) => {
                     data_sets.insert(key.clone(), data);
                 }
                 Err(e) => {
-                    let (record, outcome) = job::failed(registry, &run.config, device_name, e);
+                    let (record, outcome) = run::failed(registry, &run.config, device_name, e);
                     store.write_run(&run, &record, &outcome)?;
                     finished(&run, &record, started);
                     continue;
@@ -374,7 +375,7 @@ pub fn worker(registry: &Registry, store: &Store, device_name: &str) -> Result<(
         let mut reporter = Reporter {
             last: Instant::now(),
         };
-        let (record, outcome) = job::execute(
+        let (record, outcome) = run::execute(
             registry,
             &run.config,
             &data_sets[&key],
@@ -387,10 +388,10 @@ pub fn worker(registry: &Registry, store: &Store, device_name: &str) -> Result<(
     Ok(())
 }
 
-fn finished(run: &PlannedRun, record: &job::RunRecord, started: Instant) {
+fn finished(run: &PlannedRun, record: &run::RunRecord, started: Instant) {
     emit(&Event::Finished {
         status: record.status,
-        line: job::describe(&run.id, record),
+        line: run::describe(&run.id, record),
         train_s: record.wall_time_s,
         busy_s: started.elapsed().as_secs_f64(),
     });

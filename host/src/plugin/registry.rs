@@ -8,7 +8,7 @@ use pn_plugin_api::abi::{ComponentDecl, DatasetBox, ModelBox, StrategyBox};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::loader::{load, LoadError, LoadedPlugin};
+use crate::plugin::loader::{load, LoadError, LoadedPlugin};
 
 /// Where the plugins came from, recorded with every run.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]

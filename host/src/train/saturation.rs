@@ -12,7 +12,7 @@ use pn_plugin_api::ops::Unary;
 use serde::{Deserialize, Serialize};
 
 use crate::device::B;
-use crate::dyn_tensor::DynTensor;
+use crate::train::dyn_tensor::DynTensor;
 
 /// One layer's saturation after an epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

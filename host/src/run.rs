@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::data::Data;
 use crate::device::{parse_device, Device};
-use crate::engine::{self, Observer, Outcome, PhaseRecord, Status, TrainConfig};
-use crate::registry::{merge_config, Kind, PluginFile, Registry};
+use crate::plugin::registry::{merge_config, Kind, PluginFile, Registry};
+use crate::train::data::Data;
+use crate::train::{self, Observer, Outcome, PhaseRecord, Status, TrainConfig};
 use pn_plugin_api::DataSplits;
 
 /// A component chosen by name with overrides of its default config.
@@ -222,7 +222,7 @@ pub fn execute(
     record.dataset.config = d_cfg;
     record.strategy.config = s_cfg;
     record.model.config = m_cfg;
-    let outcome = engine::run(
+    let outcome = train::run(
         &mut strategy,
         &model,
         data,

@@ -4,7 +4,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use pn_plugin_api::{DataSplit, DataSplits, LossKind};
 
 use crate::device::{Device, B};
-use crate::dyn_tensor::DynTensor;
+use crate::train::dyn_tensor::DynTensor;
 
 /// Targets of a split on the device.
 #[derive(Clone, Debug)]
@@ -45,7 +45,7 @@ pub struct Data {
 }
 
 impl Data {
-    /// The training inputs on the CPU, for augmentation (see [`crate::augment`]); read back
+    /// The training inputs on the CPU, for augmentation (see [`crate::train::augment`]); read back
     /// from the device once, so runs without augmentation keep no second copy.
     pub fn train_host(&self) -> std::sync::Arc<Vec<f32>> {
         self.train_host

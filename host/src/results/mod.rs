@@ -1,0 +1,5 @@
+//! Where finished runs live: the suite directory and its run folders.
+
+pub mod store;
+
+pub use store::*;

@@ -1,0 +1,88 @@
+//! How to train: the `[train]` table of a run (optimizer, learning rate, batches, epochs).
+
+use serde::{Deserialize, Serialize};
+
+use crate::train::augment::Augment;
+
+/// The optimizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// Adam (Kingma & Ba, 2015).
+    Adam,
+    /// SGD with momentum.
+    Sgd,
+}
+
+/// How to train: optimizer, learning rate, batches, epochs per phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// `adam` or `sgd`.
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    pub lr: f64,
+    /// SGD momentum (ignored by Adam).
+    pub momentum: f64,
+    /// Weight decay of the optimizer (0 for none).
+    pub weight_decay: f64,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Epochs per phase.
+    pub epochs: u32,
+    /// Record the parameters every this many steps (0: never), for trajectories of small
+    /// models (at most [`MAX_TRAJECTORY_PARAMS`] parameters); written to `trajectory.csv`.
+    pub record_every: u64,
+    /// Random crop and flip of training images (`{ crop_padding = 4, flip = true }`); none by
+    /// default. See [`crate::train::augment`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub augment: Option<Augment>,
+}
+
+/// The largest model whose trajectory can be recorded.
+pub const MAX_TRAJECTORY_PARAMS: usize = 10_000;
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            optimizer: OptimizerKind::Adam,
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            batch_size: 128,
+            epochs: 10,
+            record_every: 0,
+            augment: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Rejects values training cannot run with.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!(
+                "train.lr must be a positive number, got {}",
+                self.lr
+            ));
+        }
+        if self.batch_size == 0 {
+            return Err("train.batch_size must be at least 1".into());
+        }
+        if self.epochs == 0 {
+            return Err("train.epochs must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(format!(
+                "train.momentum must be in [0, 1), got {}",
+                self.momentum
+            ));
+        }
+        if self.weight_decay < 0.0 {
+            return Err(format!(
+                "train.weight_decay must be ≥ 0, got {}",
+                self.weight_decay
+            ));
+        }
+        Ok(())
+    }
+}
