@@ -10,7 +10,7 @@ use pn_host::plugin::registry::Registry;
 use pn_host::train::data::{Data, Targets};
 use pn_host::train::dyn_tensor::DynTensor;
 use pn_host::train::params::{split_flat, ParamStore};
-use pn_host::train::session::Session;
+use pn_host::train::session::{Session, StatsMode};
 use pn_host::train::{self, ModelRunner, Outcome, Silent, Status, TrainConfig};
 use pn_plugin_api::{DataSplit, DataSplits, LossKind, Ops, Progress};
 use serde_json::{json, Value};
@@ -224,9 +224,9 @@ fn recomputed_batch_norm_statistics_average_the_batches_equally() {
         .collect();
     forward(&batches[0]); // statistics from training, to be replaced
     s.reset_state();
-    s.set_cumulative(true);
+    s.set_stats_mode(StatsMode::Cumulative);
     batches.iter().for_each(&forward);
-    s.set_cumulative(false);
+    s.set_stats_mode(StatsMode::Moving);
     let all = Tensor::cat(batches.clone(), 0);
     let expected_mean = all.mean_dim(0).reshape([3]);
     let expected_var = batches

@@ -9,7 +9,7 @@ use pn_host::train::dyn_tensor::DynTensor;
 use pn_host::train::session::Session;
 use pn_plugin_api::{Conv2d, Ops};
 
-fn session() -> Session {
+fn session() -> Session<'static> {
     Session::new(parse_device("cpu").unwrap(), vec!["w".into()])
 }
 

@@ -73,7 +73,51 @@ fn example_plugin_loads_and_its_formula_decides_the_result() {
 }
 
 #[test]
-fn a_plugin_built_against_another_api_version_is_refused() {
+fn a_plugin_built_against_the_0_1_1_contract_loads_and_gives_the_same_result() {
+    let example = root().join("examples").join("cauchy_repulsion");
+    let old_api = root()
+        .join("tests")
+        .join("fixtures")
+        .join("plugin_api_0_1_1");
+    let (old_dir, old_so) = build_external(&example, &old_api, |_, text| text);
+    let (new_dir, new_so) = build_external(&example, &api(), |_, text| text);
+    let out = run_host(
+        old_dir.path(),
+        &["plugins", "check", &old_so.display().to_string()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0.1.1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let old = run_strategy(old_dir.path(), &old_so, "cauchy_repulsion");
+    let new = run_strategy(new_dir.path(), &new_so, "cauchy_repulsion");
+    assert_eq!(old["status"], "completed");
+    assert_eq!(without_times(&old["phases"]), without_times(&new["phases"]));
+}
+
+/// `value` without its wall-time fields.
+fn without_times(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter(|(k, _)| k.as_str() != "elapsed_s")
+            .map(|(k, v)| (k.clone(), without_times(v)))
+            .collect(),
+        serde_json::Value::Array(items) => items.iter().map(without_times).collect(),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn a_plugin_built_against_another_minor_or_a_newer_patch_is_refused() {
+    for version in ["0.2.0", "0.1.3"] {
+        refused(version);
+    }
+}
+
+fn refused(version: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let api_copy = tmp.path().join("plugin-api");
     std::fs::create_dir_all(api_copy.join("src")).unwrap();
@@ -82,7 +126,10 @@ fn a_plugin_built_against_another_api_version_is_refused() {
     }
     let manifest = std::fs::read_to_string(api().join("Cargo.toml")).unwrap();
     let manifest = manifest
-        .replace("version.workspace = true", "version = \"0.2.0\"")
+        .replace(
+            "version.workspace = true",
+            &format!("version = \"{version}\""),
+        )
         .replace("edition.workspace = true", "edition = \"2021\"")
         .replace("license.workspace = true", "")
         .replace("abi_stable.workspace = true", "abi_stable = \"0.11\"")
@@ -104,7 +151,7 @@ fn a_plugin_built_against_another_api_version_is_refused() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.contains(&format!(
-            "built against pn-plugin-api 0.2.0, but this pn-host uses {}",
+            "built against pn-plugin-api {version}, but this pn-host uses {}",
             env!("CARGO_PKG_VERSION")
         )),
         "{err}"

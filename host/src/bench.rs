@@ -26,7 +26,8 @@ use crate::plugin::registry::Registry;
 use crate::train::data::{Data, Targets};
 use crate::train::optim::Optim;
 use crate::train::params::{initial_values, ParamStore};
-use crate::train::{task_loss, ModelRunner, TrainConfig};
+use crate::train::session::Callback;
+use crate::train::{task_loss, ModelRunner, StepAt, TrainConfig};
 
 /// The network of a benchmarked workload.
 pub enum Net {
@@ -225,27 +226,22 @@ fn plugin_stepper<'a>(
     let mut optim = Optim::new(&cfg);
     let phases = strategy.phases().into_result().map_err(|e| e.to_string())?;
     let mut phase = 0;
+    let params = || {
+        module
+            .as_ref()
+            .map(|m| m.tensors(&trainer.specs, true))
+            .unwrap_or_default()
+    };
+    let mut hook = |name: &str, phase: u32| {
+        trainer.callback(name, Callback::Hook, params(), |ops| match name {
+            "end_phase" => strategy.end_phase(ops, phase),
+            _ => strategy.begin_phase(ops, phase),
+        })
+    };
+    hook("begin_phase", 0)?;
     if phases > 1 {
-        let s = &trainer.session;
-        s.reset(
-            module
-                .as_ref()
-                .map(|m| m.tensors(&trainer.specs, true))
-                .unwrap_or_default(),
-            false,
-        );
-        strategy
-            .begin_phase(s.ops(), 0)
-            .into_result()
-            .map_err(|e| e.to_string())?;
-        strategy
-            .end_phase(s.ops(), 0)
-            .into_result()
-            .map_err(|e| e.to_string())?;
-        strategy
-            .begin_phase(s.ops(), 1)
-            .into_result()
-            .map_err(|e| e.to_string())?;
+        hook("end_phase", 0)?;
+        hook("begin_phase", 1)?;
         phase = 1;
     }
     let (x, y) = batch(data, case.batch, device);
@@ -257,15 +253,12 @@ fn plugin_stepper<'a>(
             epoch: 0,
         };
         let m = module.take().ok_or("an earlier step failed")?;
-        let step_out = trainer.strategy_step(
-            m,
-            &mut optim,
-            &mut strategy,
-            (x.clone(), &y),
+        let at = StepAt {
             progress,
-            cfg.lr,
-            false,
-        )?;
+            lr: cfg.lr,
+            end_of_epoch: false,
+        };
+        let step_out = trainer.strategy_step(m, &mut optim, &mut strategy, (x.clone(), &y), at)?;
         module = Some(step_out.params);
         Ok(())
     }))

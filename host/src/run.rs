@@ -165,6 +165,13 @@ pub struct RunRecord {
     pub steps: u64,
     /// Examples consumed over all phases.
     pub examples: u64,
+    /// Forward passes of the model in training steps (2 per step for a strategy that
+    /// evaluates the loss twice).
+    #[serde(default)]
+    pub forward_passes: u64,
+    /// Backward passes in training steps.
+    #[serde(default)]
+    pub backward_passes: u64,
     /// Wall time of training in seconds.
     pub wall_time_s: f64,
     /// The plugin files used, with their sha256.
@@ -245,6 +252,8 @@ pub fn execute(
     record.phases = outcome.phases.clone();
     record.steps = outcome.steps;
     record.examples = outcome.examples;
+    record.forward_passes = outcome.forward_passes;
+    record.backward_passes = outcome.backward_passes;
     record.wall_time_s = outcome.wall_time_s;
     record.kept = outcome.kept.iter().map(|(n, _, _)| n.clone()).collect();
     (record, outcome)
@@ -274,6 +283,8 @@ fn blank_record(registry: &Registry, config: &RunConfig, device_name: &str) -> R
         phases: vec![],
         steps: 0,
         examples: 0,
+        forward_passes: 0,
+        backward_passes: 0,
         wall_time_s: 0.0,
         plugins,
         kept: vec![],
@@ -296,16 +307,7 @@ fn failed_outcome(message: String) -> Outcome {
     Outcome {
         status: Status::Failed,
         message: Some(message),
-        phases: vec![],
-        selected_phase: None,
-        steps: 0,
-        examples: 0,
-        wall_time_s: 0.0,
-        result_values: None,
-        result_state: vec![],
-        kept: vec![],
-        trajectory: vec![],
-        params: vec![],
+        ..Outcome::default()
     }
 }
 

@@ -102,6 +102,46 @@ pub trait HostOps {
     /// Sends a log line to the host.
     #[sabi(last_prefix_field)]
     fn log(&self, level: LogLevel, message: RStr<'_>);
+
+    // Appended in 0.1.2. A host refuses plugins built against a newer contract than its own,
+    // so a plugin only calls these on a host that has them.
+
+    /// The run's seed.
+    fn run_seed(&self) -> u64;
+    /// The learning rate of the current step (the configured rate times the strategy's
+    /// `lr_factor`); NaN outside a step.
+    fn learning_rate(&self) -> f64;
+    /// A tensor of `shape` drawn from distribution `dist` ([`crate::ops::Random`]) with
+    /// parameters `a` and `b`. The stream is seeded by (run seed, phase, step, the number of
+    /// draws so far in this callback): the same on every run of the same seed, on every device.
+    fn random(&self, dist: u32, shape: RSlice<'_, usize>, a: f64, b: f64) -> TensorId;
+    /// Writes the parameters matching `patterns` from the flat vector `values` (declaration
+    /// order, as `param_group` gives them; detached). Allowed in `begin_phase` and
+    /// `after_step`; the write takes effect when the callback returns. `optimizer` says what
+    /// happens to the optimizer's state (moments, momentum) of the whole model.
+    fn set_params(
+        &self,
+        patterns: RSlice<'_, RString>,
+        values: TensorId,
+        optimizer: OptimizerState,
+    ) -> bool;
+    /// The gradient of the scalar `t` with respect to the parameters matching `patterns`, as one
+    /// flat detached vector (declaration order). Only in `objective`; it runs a backward pass
+    /// that uses up the graph behind `t`: handles created before the call cannot be used
+    /// after it (compute what the objective needs afterwards).
+    fn grad(&self, t: TensorId, patterns: RSlice<'_, RString>) -> TensorId;
+    /// The task loss of the model on the current batch with the parameters matching
+    /// `patterns` shifted by the flat vector `delta`: a second forward pass, whose gradient
+    /// flows to the parameters (and to `delta`, if it carries a graph). Only in `objective`.
+    /// Batch-norm layers normalise with the batch's statistics but do not update their
+    /// running statistics in this pass.
+    fn loss_at(&self, patterns: RSlice<'_, RString>, delta: TensorId) -> TensorId;
+    /// The current batch's inputs (`[n, ...input shape]`). Only in `prepare_batch` and
+    /// `objective`.
+    fn batch_inputs(&self) -> TensorId;
+    /// The current batch's targets: class indices as floats `[n]` for cross-entropy, values
+    /// `[n, outputs]` for regression. Only in `prepare_batch` and `objective`.
+    fn batch_targets(&self) -> TensorId;
 }
 
 /// The host's operations as a plugin callback receives them.
@@ -117,6 +157,28 @@ pub enum PhaseStart {
     FreshInit,
     /// From where the previous phase ended.
     Continue,
+}
+
+/// What happens to the optimizer's state (Adam's moments, SGD's momentum) when a phase starts
+/// or a strategy writes parameters.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptimizerState {
+    /// A fresh optimizer: its state starts from zero (what every phase did before 0.1.2).
+    Reset,
+    /// The optimizer keeps its state across the change.
+    Keep,
+}
+
+/// A batch a strategy hands back from `prepare_batch`: inputs and targets, in the shapes and
+/// kinds of [`HostOps::batch_inputs`] and [`HostOps::batch_targets`].
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    /// Inputs, `[n, ...input shape]`.
+    pub inputs: TensorId,
+    /// Targets: class indices (as floats) `[n]`, or values `[n, outputs]`.
+    pub targets: TensorId,
 }
 
 /// Where the host is in training, passed to strategy callbacks.
@@ -191,6 +253,21 @@ pub trait AbiStrategy: Send {
     /// predictions the host evaluates.
     fn phase_result(&mut self, _ops: HostOpsRef<'_>, _phase: u32) -> RResult<RVec<u64>, RString> {
         RResult::ROk(RVec::new())
+    }
+
+    // Appended in 0.1.2, with default fallbacks for plugins built against 0.1.0 or 0.1.1.
+
+    /// What happens to the optimizer's state when phase `phase` (from 1) starts.
+    fn optimizer_at_phase_start(&self, _phase: u32) -> RResult<OptimizerState, RString> {
+        RResult::ROk(OptimizerState::Reset)
+    }
+    /// Called before each step's forward pass; may hand back a replacement batch.
+    fn prepare_batch(
+        &mut self,
+        _ops: HostOpsRef<'_>,
+        _progress: Progress,
+    ) -> RResult<ROption<Batch>, RString> {
+        RResult::ROk(ROption::RNone)
     }
 }
 

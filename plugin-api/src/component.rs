@@ -11,14 +11,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::abi::{
-    AbiDataset, AbiDataset_TO, AbiModel, AbiModel_TO, AbiStrategy, AbiStrategy_TO, ComponentDecl,
-    Components, DataSplits, DatasetBox, HostInfo, HostOpsRef, LogLevel, ModelBox, ParamSpec,
-    PhaseStart, PhaseSummary, Plugin, PluginRef, Progress, StrategyBox, TensorId,
+    AbiDataset, AbiDataset_TO, AbiModel, AbiModel_TO, AbiStrategy, AbiStrategy_TO, Batch,
+    ComponentDecl, Components, DataSplits, DatasetBox, HostInfo, HostOpsRef, LogLevel, ModelBox,
+    OptimizerState, ParamSpec, PhaseStart, PhaseSummary, Plugin, PluginRef, Progress, StrategyBox,
+    TensorId,
 };
 use crate::tensor::{Kept, Ops, Tensor};
 
@@ -96,6 +97,23 @@ pub trait Strategy: Component {
     /// probabilities, or outputs for regression).
     fn phase_result(&mut self, _ops: Ops<'_>, _phase: u32) -> Result<Vec<Kept>> {
         Ok(vec![])
+    }
+    /// What happens to the optimizer's state when phase `phase` (from 1) starts: by default
+    /// [`OptimizerState::Reset`], a fresh optimizer per phase. [`OptimizerState::Keep`] carries
+    /// Adam's moments or SGD's momentum over (useful with [`PhaseStart::Continue`]).
+    fn optimizer_at_phase_start(&self, _phase: u32) -> OptimizerState {
+        OptimizerState::Reset
+    }
+    /// Called before each step's forward pass, with the batch readable through
+    /// [`Ops::batch_inputs`] and [`Ops::batch_targets`]; return `Some((inputs, targets))` to
+    /// train this step on another batch of the same kinds (data-level strategies). Default:
+    /// the batch as drawn.
+    fn prepare_batch<'a>(
+        &mut self,
+        _ops: Ops<'a>,
+        _progress: Progress,
+    ) -> Result<Option<(Tensor<'a>, Tensor<'a>)>> {
+        Ok(None)
     }
 }
 
@@ -314,6 +332,28 @@ impl<S: Strategy> AbiStrategy for Adapter<S> {
     ) -> RResult<(), RString> {
         guard(S::NAME, "after_step", || {
             with_ops(&ops, |o| self.0.after_step(o, progress, end_of_epoch))
+        })
+    }
+    fn optimizer_at_phase_start(&self, phase: u32) -> RResult<OptimizerState, RString> {
+        guard(S::NAME, "optimizer_at_phase_start", || {
+            Ok(self.0.optimizer_at_phase_start(phase))
+        })
+    }
+    fn prepare_batch(
+        &mut self,
+        ops: HostOpsRef<'_>,
+        progress: Progress,
+    ) -> RResult<ROption<Batch>, RString> {
+        guard(S::NAME, "prepare_batch", || {
+            with_ops(&ops, |o| {
+                let batch = self.0.prepare_batch(o, progress)?;
+                Ok(batch
+                    .map(|(inputs, targets)| Batch {
+                        inputs: inputs.id(),
+                        targets: targets.id(),
+                    })
+                    .into())
+            })
         })
     }
     fn phase_result(&mut self, ops: HostOpsRef<'_>, phase: u32) -> RResult<RVec<u64>, RString> {

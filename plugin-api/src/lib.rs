@@ -40,8 +40,17 @@
 //!
 //! Build it with `cargo build --release` (`crate-type = ["cdylib"]`) and load the `.so` with
 //! `pn-host --plugin path/to/libmy_plugin.so`. Compatibility: a plugin loads into any host
-//! built against the same `major.minor` of this crate (for 0.x, the same minor); the contract
-//! only grows by appending.
+//! built against the same `major.minor` of this crate (for 0.x, the same minor) and the same
+//! or a later patch; the contract only grows by appending, and a host calls a method an older
+//! plugin lacks through its default.
+//!
+//! Beyond penalties, a strategy can write parameters (`Ops::set_params`, in `begin_phase` and
+//! `after_step`), take gradients and evaluate the loss again at shifted parameters
+//! (`Ops::grad`, `Ops::loss_at`, in `objective`: SAM), read and replace the batch
+//! (`Strategy::prepare_batch`), draw seeded noise (`Ops::random_normal`), choose the learning
+//! rate (`Strategy::lr_factor`), keep or reset the optimizer's state
+//! (`Strategy::optimizer_at_phase_start`) and return an average or an ensemble as a phase's
+//! result (`Strategy::phase_result`).
 #![warn(missing_docs)]
 
 pub mod abi;
@@ -54,7 +63,8 @@ pub mod persistence;
 pub mod tensor;
 
 pub use abi::{
-    DataSplit, DataSplits, LogLevel, LossKind, ParamSpec, PhaseStart, PhaseSummary, Progress,
+    DataSplit, DataSplits, LogLevel, LossKind, OptimizerState, ParamSpec, PhaseStart, PhaseSummary,
+    Progress,
 };
 pub use component::{
     best_by_valid_loss, log, Component, Dataset, Error, Model, Registration, Result, Strategy,

@@ -122,3 +122,13 @@ op_codes! {
         BatchNorm = 8,
     }
 }
+
+op_codes! {
+    /// Distributions for [`crate::abi::HostOps::random`].
+    Random {
+        /// Normal with mean `a` and standard deviation `b`.
+        Normal = 0,
+        /// Uniform on `[a, b)`.
+        Uniform = 1,
+    }
+}

@@ -10,8 +10,8 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use abi_stable::std_types::{ROption, RSlice, RString};
 
-use crate::abi::{HostOpsRef, LogLevel, TensorId};
-use crate::ops::{Binary, Layer, Reduce, Scalar, Unary};
+use crate::abi::{HostOpsRef, LogLevel, OptimizerState, TensorId};
+use crate::ops::{Binary, Layer, Random, Reduce, Scalar, Unary};
 
 /// The host's tensor operations, as lent to one plugin callback.
 #[derive(Clone, Copy)]
@@ -220,7 +220,7 @@ impl<'a> Ops<'a> {
     /// The parameters whose names match any glob in `patterns` (`"*"` for all), flattened and
     /// concatenated into one vector: one tensor however many parameter tensors match.
     pub fn param_group<S: AsRef<str>>(self, patterns: &[S]) -> Tensor<'a> {
-        let patterns: Vec<RString> = patterns.iter().map(|p| RString::from(p.as_ref())).collect();
+        let patterns = patterns_of(patterns);
         self.wrap(self.raw.param_group(RSlice::from_slice(&patterns)))
     }
 
@@ -239,6 +239,83 @@ impl<'a> Ops<'a> {
     pub fn log(self, level: LogLevel, message: &str) {
         self.raw.log(level, message.into())
     }
+
+    /// The run's seed (since 0.1.2).
+    pub fn run_seed(self) -> u64 {
+        self.raw.run_seed()
+    }
+
+    /// The learning rate of the current step: the configured rate times the strategy's
+    /// `lr_factor` (NaN outside a step).
+    pub fn learning_rate(self) -> f64 {
+        self.raw.learning_rate()
+    }
+
+    /// Normal noise of `shape` with `mean` and `std`, from the run's stream for this phase,
+    /// step and callback: the same on every run of the same seed, on every device.
+    pub fn random_normal(self, shape: &[usize], mean: f64, std: f64) -> Tensor<'a> {
+        self.wrap(
+            self.raw
+                .random(Random::Normal as u32, RSlice::from_slice(shape), mean, std),
+        )
+    }
+
+    /// Uniform noise of `shape` on `[low, high)`, from the same stream as
+    /// [`Ops::random_normal`].
+    pub fn random_uniform(self, shape: &[usize], low: f64, high: f64) -> Tensor<'a> {
+        self.wrap(
+            self.raw
+                .random(Random::Uniform as u32, RSlice::from_slice(shape), low, high),
+        )
+    }
+
+    /// Writes the parameters matching `patterns` from the flat vector `values` (declaration
+    /// order, the layout of [`Ops::param_group`]). Allowed in `begin_phase` and `after_step`;
+    /// takes effect when the callback returns (reads in the same callback still see the old
+    /// values). `optimizer`: keep the optimizer's state, or reset it for the whole model.
+    pub fn set_params<S: AsRef<str>>(
+        self,
+        patterns: &[S],
+        values: Tensor<'a>,
+        optimizer: OptimizerState,
+    ) {
+        let patterns = patterns_of(patterns);
+        self.raw
+            .set_params(RSlice::from_slice(&patterns), values.id, optimizer);
+    }
+
+    /// The gradient of the scalar `t` with respect to the parameters matching `patterns`, flat
+    /// and detached. Only in `Strategy::objective`. It runs a backward pass that uses up the
+    /// graph behind `t`: tensors made before the call cannot be used after it, so build the
+    /// objective from tensors made afterwards (e.g. [`Ops::loss_at`]).
+    pub fn grad<S: AsRef<str>>(self, t: Tensor<'a>, patterns: &[S]) -> Tensor<'a> {
+        let patterns = patterns_of(patterns);
+        self.wrap(self.raw.grad(t.id, RSlice::from_slice(&patterns)))
+    }
+
+    /// The task loss on the current batch with the parameters matching `patterns` shifted by
+    /// the flat vector `delta`; its gradient flows to the parameters. A second forward pass
+    /// (the host counts it). Only in `Strategy::objective`. Batch-norm layers use the batch's
+    /// statistics and leave their running statistics alone in this pass.
+    pub fn loss_at<S: AsRef<str>>(self, patterns: &[S], delta: Tensor<'a>) -> Tensor<'a> {
+        let patterns = patterns_of(patterns);
+        self.wrap(self.raw.loss_at(RSlice::from_slice(&patterns), delta.id))
+    }
+
+    /// The current batch's inputs, `[n, ...input shape]` (in `prepare_batch` and `objective`).
+    pub fn batch_inputs(self) -> Tensor<'a> {
+        self.wrap(self.raw.batch_inputs())
+    }
+
+    /// The current batch's targets: class indices as floats `[n]` (cross-entropy) or values
+    /// `[n, outputs]` (regression) (in `prepare_batch` and `objective`).
+    pub fn batch_targets(self) -> Tensor<'a> {
+        self.wrap(self.raw.batch_targets())
+    }
+}
+
+fn patterns_of<S: AsRef<str>>(patterns: &[S]) -> Vec<RString> {
+    patterns.iter().map(|p| RString::from(p.as_ref())).collect()
 }
 
 macro_rules! unary_methods {

@@ -83,8 +83,47 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         .collect())
 }
 
+/// Whether a plugin built against contract `plugin` loads into this host: the same major (for
+/// 0.x, the same minor) and not newer than the host's, since a newer plugin may call host
+/// operations this host lacks.
 fn compatible(plugin: &VersionNumber, host: &VersionNumber) -> bool {
-    plugin.major == host.major && (host.major != 0 || plugin.minor == host.minor)
+    plugin.major == host.major
+        && (host.major != 0 || plugin.minor == host.minor)
+        && (plugin.minor, plugin.patch) <= (host.minor, host.patch)
+}
+
+/// The plugin's root module, its layout checked against this host's.
+///
+/// abi_stable checks that a library's prefix types (the root module, the strategy and host-op
+/// vtables) have at least the fields the loader knows. A plugin built against an older patch
+/// of this minor has fewer by design: the contract grows by appending methods after each
+/// trait's `last_prefix_field`, and a call to a method the plugin lacks runs its default. So
+/// for an older plugin the check runs the other way round: its layout must be a prefix of the
+/// host's.
+fn root_module(
+    header: &abi_stable::library::LibHeader,
+    plugin: &VersionNumber,
+    host: &VersionNumber,
+) -> Result<PluginRef, LibraryError> {
+    if (plugin.minor, plugin.patch) == (host.minor, host.patch) {
+        return header.init_root_module::<PluginRef>();
+    }
+    let layout = header.layout().ok_or_else(|| {
+        LibraryError::AbiInstability(abi_stable::std_types::RBoxError::from_fmt(
+            &"the plugin carries no layout to check",
+        ))
+    })?;
+    // Own checking globals: abi_stable's shared ones record one view of each prefix type for
+    // every later check, and this reversed check must not become that view.
+    let globals = abi_stable::abi_stability::abi_checking::CheckingGlobals::new();
+    abi_stable::abi_stability::abi_checking::check_layout_compatibility_with_globals(
+        layout,
+        <PluginRef as abi_stable::StableAbi>::LAYOUT,
+        &globals,
+    )
+    .map_err(|e| LibraryError::AbiInstability(abi_stable::std_types::RBoxError::from_fmt(&e)))?;
+    // SAFETY: the plugin's layout was just checked to be a prefix of the host's.
+    unsafe { header.init_root_module_with_unchecked_layout::<PluginRef>() }
 }
 
 /// Loads one plugin file.
@@ -128,7 +167,7 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
             host: host_version.version.to_string(),
         });
     }
-    let root = header.init_root_module::<PluginRef>().map_err(|e| match e {
+    let root = root_module(&header, &pv, &hv).map_err(|e| match e {
         LibraryError::AbiInstability(_) => other(format!(
             "its pn-plugin-api {} is not layout-compatible with this pn-host's {}: rebuild the plugin",
             plugin_version.version, host_version.version

@@ -77,9 +77,9 @@ impl TrainConfig {
                 self.momentum
             ));
         }
-        if self.weight_decay < 0.0 {
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return Err(format!(
-                "train.weight_decay must be ≥ 0, got {}",
+                "train.weight_decay must be a finite number ≥ 0, got {}",
                 self.weight_decay
             ));
         }

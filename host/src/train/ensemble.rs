@@ -15,7 +15,7 @@ use crate::device::B;
 use crate::train::data::DeviceSplit;
 use crate::train::dyn_tensor::DynTensor;
 use crate::train::params::{split_flat, ParamStore};
-use crate::train::session::NormStats;
+use crate::train::session::{NormStats, StatsMode};
 use crate::train::ModelRunner;
 
 /// One model of a phase's result: parameters and their batch-norm statistics.
@@ -69,7 +69,7 @@ impl ModelRunner<'_> {
             return Ok(vec![]);
         }
         s.reset_state();
-        s.set_cumulative(true);
+        s.set_stats_mode(StatsMode::Cumulative);
         let pass = || -> Result<(), String> {
             let mut start = 0;
             while start < split.len {
@@ -81,7 +81,7 @@ impl ModelRunner<'_> {
             Ok(())
         };
         let result = pass();
-        s.set_cumulative(false);
+        s.set_stats_mode(StatsMode::Moving);
         s.clear();
         result.map(|()| s.norm_stats())
     }

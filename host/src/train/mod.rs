@@ -7,6 +7,8 @@ pub mod config;
 pub mod data;
 pub mod dyn_tensor;
 pub mod ensemble;
+pub mod loss;
+pub mod metrics;
 pub mod optim;
 pub mod params;
 pub mod phases;
@@ -17,6 +19,7 @@ pub mod session;
 pub mod step;
 
 pub use config::{OptimizerKind, TrainConfig, MAX_TRAJECTORY_PARAMS};
+pub use loss::{count_correct, task_loss};
 pub use phases::run;
 pub use record::{EpochMetrics, Observer, Outcome, PhaseRecord, Silent, Status, TrajectoryPoint};
-pub use step::{count_correct, task_loss, ModelRunner, StepOutput};
+pub use step::{ModelRunner, StepAt, StepOutput};

@@ -16,25 +16,40 @@ type SgdOptim = OptimizerAdaptor<
     B,
 >;
 
-/// Burn's optimizer for a phase.
-pub enum Optim {
-    /// Adam.
+enum Inner {
     Adam(AdamOptim),
-    /// SGD with momentum.
     Sgd(SgdOptim),
+}
+
+/// Burn's optimizer as configured, with its state (moments, momentum).
+pub struct Optim {
+    cfg: TrainConfig,
+    inner: Inner,
 }
 
 impl Optim {
     /// A fresh optimizer as configured.
     pub fn new(cfg: &TrainConfig) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            inner: Self::fresh(cfg),
+        }
+    }
+
+    /// Forgets the optimizer's state, as a fresh optimizer.
+    pub fn reset(&mut self) {
+        self.inner = Self::fresh(&self.cfg);
+    }
+
+    fn fresh(cfg: &TrainConfig) -> Inner {
         let decay =
             (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
         match cfg.optimizer {
-            OptimizerKind::Adam => Optim::Adam(AdamConfig::new().with_weight_decay(decay).init()),
+            OptimizerKind::Adam => Inner::Adam(AdamConfig::new().with_weight_decay(decay).init()),
             OptimizerKind::Sgd => {
                 let momentum =
                     (cfg.momentum > 0.0).then(|| MomentumConfig::new().with_momentum(cfg.momentum));
-                Optim::Sgd(
+                Inner::Sgd(
                     SgdConfig::new()
                         .with_weight_decay(decay)
                         .with_momentum(momentum)
@@ -51,9 +66,9 @@ impl Optim {
         module: ParamStore<B>,
         grads: GradientsParams,
     ) -> ParamStore<B> {
-        match self {
-            Optim::Adam(o) => o.step(lr, module, grads),
-            Optim::Sgd(o) => o.step(lr, module, grads),
+        match &mut self.inner {
+            Inner::Adam(o) => o.step(lr, module, grads),
+            Inner::Sgd(o) => o.step(lr, module, grads),
         }
     }
 }

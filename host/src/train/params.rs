@@ -74,14 +74,38 @@ pub fn split_flat(specs: &[ParamSpec], flat: &[f32]) -> Result<Values, String> {
 }
 
 impl ParamStore<B> {
-    /// Trainable parameters with `values` and the shapes of `specs`, on `device`.
-    pub fn new(specs: &[ParamSpec], values: &Values, device: &Device) -> Result<Self, String> {
-        let mut store = Self {
+    /// A store without parameters (a placeholder while the real one is moved through a step).
+    pub fn empty() -> Self {
+        Self {
             r1: vec![],
             r2: vec![],
             r3: vec![],
             r4: vec![],
-        };
+        }
+    }
+
+    /// Whether every parameter value is finite (one read from the device).
+    pub fn all_finite(&self) -> bool {
+        let sums: Vec<Tensor<B, 1>> = self
+            .r1
+            .iter()
+            .map(|p| p.val().abs().sum())
+            .chain(self.r2.iter().map(|p| p.val().abs().sum()))
+            .chain(self.r3.iter().map(|p| p.val().abs().sum()))
+            .chain(self.r4.iter().map(|p| p.val().abs().sum()))
+            .collect();
+        if sums.is_empty() {
+            return true;
+        }
+        let total = Tensor::cat(sums, 0).sum().detach();
+        DynTensor::R1(total)
+            .to_values()
+            .first()
+            .is_some_and(|v| v.is_finite())
+    }
+    /// Trainable parameters with `values` and the shapes of `specs`, on `device`.
+    pub fn new(specs: &[ParamSpec], values: &Values, device: &Device) -> Result<Self, String> {
+        let mut store = Self::empty();
         for (spec, v) in specs.iter().zip(values) {
             let data = |dims: &[usize]| TensorData::new(v.clone(), dims.to_vec());
             match spec.shape.as_slice() {
@@ -142,5 +166,37 @@ impl ParamStore<B> {
             .iter()
             .map(DynTensor::to_values)
             .collect()
+    }
+
+    /// Replaces parameter `index` (spec order) with the flat `values`, keeping its identity, so
+    /// that the optimizer's state for it carries over.
+    pub fn set(
+        &mut self,
+        specs: &[ParamSpec],
+        index: usize,
+        values: Tensor<B, 1>,
+    ) -> Result<(), String> {
+        let spec = specs.get(index).ok_or("no such parameter")?;
+        let rank = spec.shape.len();
+        let slot = specs[..index]
+            .iter()
+            .filter(|s| s.shape.len() == rank)
+            .count();
+        let value = DynTensor::R1(values.detach()).reshape(&spec.shape)?;
+        fn replace<const D: usize>(
+            params: &mut [Param<Tensor<B, D>>],
+            slot: usize,
+            t: Tensor<B, D>,
+        ) {
+            let old = params[slot].clone();
+            params[slot] = old.map(|_| t.require_grad());
+        }
+        match value {
+            DynTensor::R1(t) => replace(&mut self.r1, slot, t),
+            DynTensor::R2(t) => replace(&mut self.r2, slot, t),
+            DynTensor::R3(t) => replace(&mut self.r3, slot, t),
+            DynTensor::R4(t) => replace(&mut self.r4, slot, t),
+        }
+        Ok(())
     }
 }

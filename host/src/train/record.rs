@@ -62,10 +62,11 @@ fn one() -> u32 {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// All phases finished.
+    #[default]
     Completed,
     /// The loss became NaN or infinite.
     Diverged,
@@ -85,7 +86,7 @@ impl Status {
 }
 
 /// The outcome of a run (finished phases are kept whatever the status).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Outcome {
     /// How it ended.
     pub status: Status,
@@ -99,6 +100,11 @@ pub struct Outcome {
     pub steps: u64,
     /// Examples consumed over all phases.
     pub examples: u64,
+    /// Forward passes of the model in training steps (a step of a strategy that evaluates the
+    /// loss twice counts two).
+    pub forward_passes: u64,
+    /// Backward passes in training steps.
+    pub backward_passes: u64,
     /// Wall time in seconds.
     pub wall_time_s: f64,
     /// Parameter values of the selected phase.

@@ -1,19 +1,26 @@
-//! One model in one session: the forward pass through the model plugin, the task loss, one
-//! optimizer step with the strategy's objective, and evaluation on a split.
+//! One model in one session: the forward pass through the model plugin, one optimizer step
+//! with the strategy's callbacks, and evaluation on a split.
+//!
+//! A step, in order: the strategy may replace the batch (`prepare_batch`), the model runs
+//! forward, the task loss goes to the strategy's `objective` (which may take gradients and
+//! evaluate the loss again at shifted parameters), the objective is differentiated, the
+//! optimizer updates the parameters at the strategy's learning-rate factor, and `after_step`
+//! sees (and may write) the new parameters.
 
-use abi_stable::std_types::{RResult, RSlice};
-use burn::nn::loss::CrossEntropyLossConfig;
+use abi_stable::std_types::{ROption, RResult, RSlice, RString};
 use burn::optim::GradientsParams;
-use burn::tensor::{Int, Tensor};
-use pn_plugin_api::abi::{ModelBox, StrategyBox};
+use burn::tensor::Tensor;
+use pn_plugin_api::abi::{Batch, HostOpsRef, ModelBox, OptimizerState, StrategyBox};
 use pn_plugin_api::{ParamSpec, Progress};
 
 use crate::device::{Device, B};
-use crate::train::data::{Data, Targets};
+use crate::train::data::{Data, DeviceSplit, Targets};
 use crate::train::dyn_tensor::DynTensor;
+use crate::train::loss::task_loss;
+use crate::train::metrics::MetricSum;
 use crate::train::optim::Optim;
 use crate::train::params::ParamStore;
-use crate::train::session::Session;
+use crate::train::session::{Callback, Position, Session};
 
 /// What one optimizer step leaves.
 pub struct StepOutput {
@@ -23,23 +30,35 @@ pub struct StepOutput {
     pub loss: Tensor<B, 1>,
     /// The model's output on the batch (detached).
     pub output: Tensor<B, 2>,
+    /// The targets the step trained on (the strategy's, if it replaced the batch).
+    pub targets: Targets,
 }
 
-/// Runs a model plugin's forward pass and the task loss inside one session.
+/// Where a step is taken.
+#[derive(Debug, Clone, Copy)]
+pub struct StepAt {
+    /// Phase and step, as strategies see them.
+    pub progress: Progress,
+    /// The configured learning rate (before the strategy's factor).
+    pub lr: f64,
+    /// Whether this is the last step of an epoch.
+    pub end_of_epoch: bool,
+}
+
+/// One model plugin with its parameter specs and the session its operations run in.
 pub struct ModelRunner<'a> {
-    /// The model plugin.
-    pub model: &'a ModelBox,
     /// Its parameter specs.
     pub specs: Vec<ParamSpec>,
     /// The tensor-operation session plugins call into.
-    pub session: Session,
+    pub session: Session<'a>,
     /// The data on the device.
     pub data: &'a Data,
 }
 
+/// A callback's value, or its error, or the first error of a tensor operation it made.
 pub(crate) fn checked<T>(
     what: &str,
-    r: RResult<T, abi_stable::std_types::RString>,
+    r: RResult<T, RString>,
     session: &Session,
 ) -> Result<T, String> {
     let value = r.into_result().map_err(|e| e.to_string());
@@ -71,16 +90,55 @@ impl<'a> ModelRunner<'a> {
             ));
         }
         let names: Vec<String> = specs.iter().map(|s| s.name.to_string()).collect();
+        let session = Session::with_model(device.clone(), names, model, data.outputs);
         Ok(Self {
-            model,
             specs,
-            session: Session::new(device.clone(), names),
+            session,
             data,
         })
     }
 
-    /// The model's output `[n, outputs]` on `inputs`; the session keeps the scope open so a
-    /// strategy can add to the objective afterwards.
+    /// Runs one plugin callback of kind `kind` in a fresh scope where `params` are the
+    /// parameters, and returns its value or the first error (the callback's own or that of a
+    /// tensor operation it made).
+    pub fn callback<T>(
+        &self,
+        what: &str,
+        kind: Callback,
+        params: Vec<DynTensor>,
+        f: impl FnOnce(HostOpsRef<'_>) -> RResult<T, RString>,
+    ) -> Result<T, String> {
+        let s = &self.session;
+        s.reset(params, false);
+        s.set_callback(kind);
+        let r = f(s.ops());
+        s.set_callback(Callback::None);
+        let r = checked(what, r, s);
+        s.clear();
+        r
+    }
+
+    /// Applies the parameter writes the strategy asked for in its last callbacks.
+    pub fn apply_writes(
+        &self,
+        module: &mut ParamStore<B>,
+        optim: &mut Optim,
+    ) -> Result<(), String> {
+        for write in self.session.take_writes() {
+            let mut offset = 0;
+            for &i in &write.indices {
+                let n = self.specs[i].numel();
+                module.set(&self.specs, i, write.values.clone().narrow(0, offset, n))?;
+                offset += n;
+            }
+            if write.optimizer == OptimizerState::Reset {
+                optim.reset();
+            }
+        }
+        Ok(())
+    }
+
+    /// The model's output `[n, outputs]` on `inputs`, in a fresh scope.
     pub fn forward(
         &self,
         params: Vec<DynTensor>,
@@ -89,57 +147,82 @@ impl<'a> ModelRunner<'a> {
     ) -> Result<Tensor<B, 2>, String> {
         let s = &self.session;
         s.reset(params.clone(), train);
-        let ids: Vec<u64> = params.into_iter().map(|p| s.insert(p)).collect();
-        s.mark_params(ids.len());
-        let input = s.insert(inputs);
-        let out = checked(
-            "model forward",
-            self.model
-                .forward(s.ops(), input, RSlice::from_slice(&ids), train),
-            s,
-        )?;
-        let out = s.get(out)?;
-        let n = out.dims()[0];
-        if out.dims().iter().product::<usize>() != n * self.data.outputs {
+        s.set_callback(Callback::None);
+        let out = s.forward_model(params, inputs, train);
+        s.take_error(); // reported through `out`
+        out
+    }
+
+    /// The batch the strategy's `prepare_batch` hands back, checked against the drawn one.
+    fn replacement(
+        &self,
+        batch: Batch,
+        drawn: &(DynTensor, Targets),
+    ) -> Result<(DynTensor, Targets), String> {
+        let s = &self.session;
+        let (x, y) = (s.get(batch.inputs)?, s.get(batch.targets)?);
+        let (dx, n) = (drawn.0.dims(), x.dims()[0]);
+        if x.dims()[1..] != dx[1..] {
             return Err(format!(
-                "model output has shape {:?}, expected [{n}, {}]",
-                out.dims(),
-                self.data.outputs
+                "strategy prepare_batch: inputs of shape {:?}, expected [n, {:?}]",
+                x.dims(),
+                &dx[1..]
             ));
         }
-        Ok(match out {
-            DynTensor::R2(t) => t, // already [n, outputs]: no extra graph node
-            other => crate::with_dyn!(other, |t| t.reshape([n, self.data.outputs])),
-        })
+        let targets = match (&drawn.1, y) {
+            (Targets::Classes(_), DynTensor::R1(t)) if t.dims()[0] == n => Targets::Classes(t.int()),
+            (Targets::Values(v), DynTensor::R2(t)) if t.dims() == [n, v.dims()[1]] => Targets::Values(t),
+            (_, y) => {
+                return Err(format!(
+                    "strategy prepare_batch: targets of shape {:?} do not fit {n} inputs of this data set",
+                    y.dims()
+                ))
+            }
+        };
+        Ok((x, targets))
     }
 
-    /// The task loss (a one-element tensor) of `out` against `targets`.
-    pub fn task_loss(&self, out: Tensor<B, 2>, targets: &Targets) -> Tensor<B, 1> {
-        task_loss(out, targets)
-    }
-
-    /// One optimizer step: forward, task loss, strategy objective, backward, update.
-    #[allow(clippy::too_many_arguments)]
+    /// One optimizer step at learning rate `lr`: batch, forward, task loss, strategy
+    /// objective, backward, update.
     pub fn step(
         &self,
         module: ParamStore<B>,
         optim: &mut Optim,
         strategy: &mut StrategyBox,
-        inputs: DynTensor,
-        targets: &Targets,
+        (inputs, targets): (DynTensor, &Targets),
         progress: Progress,
         lr: f64,
     ) -> Result<StepOutput, String> {
-        let out = self.forward(module.tensors(&self.specs, false), inputs, true)?;
-        let loss = self.task_loss(out.clone(), targets);
         let s = &self.session;
+        let params = module.tensors(&self.specs, false);
+        s.reset(params.clone(), true);
+        let drawn = (inputs, targets.clone());
+        s.set_batch(Some(drawn.clone()));
+        s.set_callback(Callback::PrepareBatch);
+        let batch = checked(
+            "strategy prepare_batch",
+            strategy.prepare_batch(s.ops(), progress),
+            s,
+        );
+        if let ROption::RSome(batch) = batch? {
+            s.set_batch(Some(self.replacement(batch, &drawn)?));
+        }
+        let (x, y) = s.batch().unwrap_or(drawn);
+        s.set_callback(Callback::None);
+        let out = s.forward_model(params, x, true);
+        s.take_error();
+        let out = out?;
+        s.count(1, 0);
+        let loss = task_loss(out.clone(), &y);
         let loss_id = s.insert(DynTensor::R1(loss.clone()));
+        s.set_callback(Callback::Objective);
         let objective = checked(
             "strategy objective",
             strategy.objective(s.ops(), progress, loss_id),
             s,
-        )?;
-        let objective = match s.get(objective)? {
+        );
+        s.set_callback(Callback::None);
+        let objective = match s.get(objective?)? {
             DynTensor::R1(t) if t.dims()[0] == 1 => t,
             other => {
                 return Err(format!(
@@ -148,60 +231,59 @@ impl<'a> ModelRunner<'a> {
                 ))
             }
         };
+        s.set_batch(None);
         s.clear();
         let grads = GradientsParams::from_grads::<B, _>(objective.backward(), &module);
+        s.count(0, 1);
         let module = optim.step(lr, module, grads);
         Ok(StepOutput {
             params: module,
             loss: loss.detach(),
             output: out.detach(),
+            targets: y,
         })
     }
 
-    /// One step as training takes it: at `lr` times the strategy's `lr_factor`, then the
-    /// strategy's `after_step` with the updated parameters.
-    #[allow(clippy::too_many_arguments)]
+    /// One step as training takes it: at the configured rate times the strategy's
+    /// `lr_factor`, then the strategy's `after_step` with the updated parameters (and its
+    /// parameter writes applied).
     pub fn strategy_step(
         &self,
         module: ParamStore<B>,
         optim: &mut Optim,
         strategy: &mut StrategyBox,
-        (inputs, targets): (DynTensor, &Targets),
-        progress: Progress,
-        lr: f64,
-        end_of_epoch: bool,
+        batch: (DynTensor, &Targets),
+        at: StepAt,
     ) -> Result<StepOutput, String> {
         let s = &self.session;
+        let progress = at.progress;
         let factor = checked("strategy lr_factor", strategy.lr_factor(progress), s)?;
         if !(factor.is_finite() && factor >= 0.0) {
             return Err(format!(
                 "strategy lr_factor must be finite and ≥ 0, got {factor}"
             ));
         }
-        let out = self.step(
-            module,
-            optim,
-            strategy,
-            inputs,
-            targets,
-            progress,
-            lr * factor,
-        )?;
-        s.reset(out.params.tensors(&self.specs, true), false);
-        let after = checked(
-            "strategy after_step",
-            strategy.after_step(s.ops(), progress, end_of_epoch),
-            s,
-        );
-        s.clear();
-        after.map(|()| out)
+        let lr = at.lr * factor;
+        s.set_position(Position {
+            phase: progress.phase,
+            step: progress.step,
+            lr,
+            ..s.position()
+        });
+        let mut out = self.step(module, optim, strategy, batch, progress, lr)?;
+        let params = out.params.tensors(&self.specs, true);
+        self.callback("strategy after_step", Callback::Hook, params, |ops| {
+            strategy.after_step(ops, progress, at.end_of_epoch)
+        })?;
+        self.apply_writes(&mut out.params, optim)?;
+        Ok(out)
     }
 
     /// Task loss and accuracy (None for regression) on a whole split, in evaluation mode.
     pub fn evaluate(
         &self,
         module: &ParamStore<B>,
-        split: &crate::train::data::DeviceSplit,
+        split: &DeviceSplit,
         chunk: usize,
     ) -> Result<(f64, Option<f64>), String> {
         self.evaluate_by(split, chunk, |x, _| {
@@ -213,67 +295,22 @@ impl<'a> ModelRunner<'a> {
     /// (`predict` is told whether the targets are classes).
     pub fn evaluate_by(
         &self,
-        split: &crate::train::data::DeviceSplit,
+        split: &DeviceSplit,
         chunk: usize,
         predict: impl Fn(DynTensor, bool) -> Result<Tensor<B, 2>, String>,
     ) -> Result<(f64, Option<f64>), String> {
-        let mut loss_sum: Option<Tensor<B, 1>> = None;
-        let mut correct: Option<Tensor<B, 1, Int>> = None;
+        if split.len == 0 {
+            return Err("empty split".into());
+        }
+        let mut sum = MetricSum::default();
         let mut start = 0;
         while start < split.len {
             let end = (start + chunk).min(split.len);
             let (x, y) = split.range(start, end);
             let out = predict(x, matches!(y, Targets::Classes(_)))?;
-            let loss = self.task_loss(out.clone(), &y) * ((end - start) as f32);
-            loss_sum = Some(match loss_sum {
-                Some(s) => s + loss,
-                None => loss,
-            });
-            if let Targets::Classes(labels) = &y {
-                let c = count_correct(out, labels);
-                correct = Some(match correct {
-                    Some(s) => s + c,
-                    None => c,
-                });
-            }
+            sum.add_outputs(out, &y);
             start = end;
         }
-        let n = split.len as f64;
-        let loss = scalar(loss_sum.ok_or("empty split")?) / n;
-        Ok((loss, correct.map(|c| int_scalar(c) / n)))
+        Ok(sum.finish(split.len))
     }
-}
-
-/// The task loss: cross-entropy for class targets, mean squared error for values.
-pub fn task_loss(out: Tensor<B, 2>, targets: &Targets) -> Tensor<B, 1> {
-    match targets {
-        Targets::Classes(t) => CrossEntropyLossConfig::new()
-            .init(&out.device())
-            .forward(out, t.clone()),
-        Targets::Values(t) => (out - t.clone()).square().mean(),
-    }
-}
-
-/// Number of rows whose arg-max equals the label.
-pub fn count_correct(out: Tensor<B, 2>, labels: &Tensor<B, 1, Int>) -> Tensor<B, 1, Int> {
-    let n = labels.dims()[0];
-    out.argmax(1).reshape([n]).equal(labels.clone()).int().sum()
-}
-
-pub(crate) fn scalar(t: Tensor<B, 1>) -> f64 {
-    t.into_data()
-        .convert::<f64>()
-        .to_vec::<f64>()
-        .ok()
-        .and_then(|v| v.first().copied())
-        .unwrap_or(f64::NAN)
-}
-
-pub(crate) fn int_scalar(t: Tensor<B, 1, Int>) -> f64 {
-    t.into_data()
-        .convert::<i64>()
-        .to_vec::<i64>()
-        .ok()
-        .and_then(|v| v.first().copied())
-        .unwrap_or(0) as f64
 }

@@ -1,0 +1,202 @@
+//! Layer operations (`ops::Layer`): linear, convolution, pooling, dropout, softmax, and batch
+//! normalisation with host-owned running statistics.
+
+use burn::tensor::{activation, module, Distribution, Tensor};
+use pn_plugin_api::abi::TensorId;
+use pn_plugin_api::ops::Layer;
+
+use super::{NormStats, OpResult, Session, StatsMode};
+use crate::device::B;
+use crate::train::dyn_tensor::DynTensor;
+use crate::{map_dyn, zip_dyn};
+
+impl Session<'_> {
+    /// Batch normalisation with running statistics kept per `gamma` (see `Layer::BatchNorm`).
+    pub(super) fn batch_norm(&self, inputs: &[TensorId], fargs: &[f64]) -> OpResult {
+        let [x, gamma, beta] = inputs else {
+            return Err("batch_norm needs inputs [x, gamma, beta]".into());
+        };
+        let (momentum, eps) = match fargs {
+            [m, e] if (0.0..=1.0).contains(m) && *e > 0.0 => (*m, *e),
+            _ => return Err("batch_norm needs fargs [momentum in [0, 1], eps > 0]".into()),
+        };
+        let key = self
+            .param_index(*gamma)
+            .ok_or("batch_norm: gamma must be one of the model's parameters")?;
+        let one_d = |t: DynTensor, what: &str| match t {
+            DynTensor::R1(t) => Ok(t),
+            other => Err(format!(
+                "batch_norm: {what} must have rank 1, got {:?}",
+                other.dims()
+            )),
+        };
+        let (gamma, beta) = (
+            one_d(self.get(*gamma)?, "gamma")?,
+            one_d(self.get(*beta)?, "beta")?,
+        );
+        let x = self.get(*x)?;
+        let dims = x.dims();
+        let c = gamma.dims()[0];
+        if dims.len() != 2 && dims.len() != 4 || dims[1] != c || beta.dims()[0] != c {
+            return Err(format!(
+                "batch_norm: x must be [n, {c}] or [n, {c}, h, w] with gamma and beta [{c}], got x {dims:?}"
+            ));
+        }
+        // Per-channel statistics over every dimension but the channel's.
+        let per_channel = |t: DynTensor| -> Tensor<B, 1> {
+            match t {
+                DynTensor::R2(t) => t.mean_dim(0).reshape([c]),
+                DynTensor::R4(t) => t.mean_dim(0).mean_dim(2).mean_dim(3).reshape([c]),
+                _ => unreachable!("rank checked above"),
+            }
+        };
+        let broadcast = |v: Tensor<B, 1>| -> DynTensor {
+            if dims.len() == 2 {
+                DynTensor::R2(v.reshape([1, c]))
+            } else {
+                DynTensor::R4(v.reshape([1, c, 1, 1]))
+            }
+        };
+        let (mean, var) = if self.train.get() {
+            let mean = per_channel(x.clone());
+            let centred = zip_dyn!(x.clone(), broadcast(mean.clone()), |a, b| a - b);
+            let var = per_channel(map_dyn!(centred, |t| t.square()));
+            let m = (dims.iter().product::<usize>() / c) as f64;
+            let unbiased = var.clone().detach() * (m / (m - 1.0).max(1.0));
+            if self.stats_mode.get() != StatsMode::Frozen {
+                self.update_stats(key, &gamma, mean.clone().detach(), unbiased, momentum);
+            }
+            (mean, var)
+        } else {
+            match self.norm_stats.borrow().iter().find(|n| n.key == key) {
+                Some(n) => (n.mean.clone(), n.var.clone()),
+                None => (gamma.zeros_like().detach(), gamma.ones_like().detach()),
+            }
+        };
+        let scale = gamma / (var + eps).sqrt();
+        let shift = beta - mean * scale.clone();
+        Ok(zip_dyn!(
+            zip_dyn!(x, broadcast(scale), |a, b| a * b),
+            broadcast(shift),
+            |a, b| a + b
+        ))
+    }
+
+    pub(super) fn layer_op(
+        &self,
+        op: Layer,
+        x: Vec<DynTensor>,
+        args: &[i64],
+        fargs: &[f64],
+    ) -> OpResult {
+        let arg = |i: usize| -> Result<usize, String> {
+            args.get(i)
+                .map(|&v| v as usize)
+                .ok_or_else(|| format!("{op:?} needs {} integer arguments", i + 1))
+        };
+        let pair = |i: usize| -> Result<[usize; 2], String> { Ok([arg(i)?, arg(i + 1)?]) };
+        let rank4 = |t: &DynTensor| match t {
+            DynTensor::R4(t) => Ok(t.clone()),
+            other => Err(format!(
+                "{op:?} needs a rank-4 input [n, c, h, w], got shape {:?}",
+                other.dims()
+            )),
+        };
+        let bias = |i: usize| -> Result<Option<Tensor<B, 1>>, String> {
+            match x.get(i) {
+                None => Ok(None),
+                Some(DynTensor::R1(b)) => Ok(Some(b.clone())),
+                Some(other) => Err(format!(
+                    "bias must have rank 1, got shape {:?}",
+                    other.dims()
+                )),
+            }
+        };
+        let first = x.first().cloned().ok_or("missing input")?;
+        Ok(match op {
+            Layer::Linear => {
+                let w = match x.get(1) {
+                    Some(DynTensor::R2(w)) => w.clone(),
+                    _ => return Err("linear needs a rank-2 weight [in, out]".into()),
+                };
+                let b = bias(2)?;
+                map_dyn!(first, |t| module::linear(t, w, b))
+            }
+            Layer::Conv2d => {
+                let w = rank4(x.get(1).ok_or("conv2d needs a weight")?)?;
+                let options =
+                    burn::tensor::ops::ConvOptions::new(pair(0)?, pair(2)?, pair(4)?, arg(6)?);
+                DynTensor::R4(module::conv2d(rank4(&first)?, w, bias(2)?, options))
+            }
+            Layer::MaxPool2d => DynTensor::R4(module::max_pool2d(
+                rank4(&first)?,
+                pair(0)?,
+                pair(2)?,
+                pair(4)?,
+                [1, 1],
+                false,
+            )),
+            Layer::AvgPool2d => DynTensor::R4(module::avg_pool2d(
+                rank4(&first)?,
+                pair(0)?,
+                pair(2)?,
+                pair(4)?,
+                true,
+                false,
+            )),
+            Layer::AdaptiveAvgPool2d => {
+                DynTensor::R4(module::adaptive_avg_pool2d(rank4(&first)?, pair(0)?))
+            }
+            Layer::Dropout => {
+                let p = fargs.first().copied().ok_or("dropout needs p")?;
+                if !(0.0..1.0).contains(&p) {
+                    return Err(format!("dropout p must be in [0, 1), got {p}"));
+                }
+                if !self.train.get() || p == 0.0 {
+                    first
+                } else {
+                    map_dyn!(first, |t| {
+                        let mask = t.random_like(Distribution::Bernoulli(1.0 - p));
+                        t * mask / (1.0 - p)
+                    })
+                }
+            }
+            Layer::Softmax => map_dyn!(first, |t| activation::softmax(t, arg(0)?)),
+            Layer::LogSoftmax => map_dyn!(first, |t| activation::log_softmax(t, arg(0)?)),
+            Layer::BatchNorm => return Err("batch_norm is handled by Session::batch_norm".into()),
+        })
+    }
+
+    /// Moves the running statistics of the layer whose gamma is parameter `key` towards a
+    /// batch's `mean` and unbiased `var` (see [`StatsMode`]).
+    fn update_stats(
+        &self,
+        key: usize,
+        gamma: &Tensor<B, 1>,
+        mean: Tensor<B, 1>,
+        var: Tensor<B, 1>,
+        momentum: f64,
+    ) {
+        let mut stats = self.norm_stats.borrow_mut();
+        let i = match stats.iter().position(|n| n.key == key) {
+            Some(i) => i,
+            None => {
+                stats.push(NormStats {
+                    key,
+                    mean: gamma.zeros_like().detach(),
+                    var: gamma.ones_like().detach(),
+                    batches: 0,
+                });
+                stats.len() - 1
+            }
+        };
+        let n = &mut stats[i];
+        let momentum = match self.stats_mode.get() {
+            StatsMode::Cumulative => 1.0 / (n.batches + 1) as f64,
+            _ => momentum,
+        };
+        n.mean = n.mean.clone() * (1.0 - momentum) + mean * momentum;
+        n.var = n.var.clone() * (1.0 - momentum) + var * momentum;
+        n.batches += 1;
+    }
+}
