@@ -53,6 +53,48 @@ fn plugin_alone_runs_the_comparison_against_baseline() {
 }
 
 #[test]
+fn plugin_alone_compares_every_strategy_it_provides_even_outside_the_default_suite() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = run_host(
+        &root(),
+        &[
+            "--plugin",
+            "plugins/swa.so",
+            "--seeds",
+            "1",
+            "--quiet",
+            "--out",
+            &out_dir.path().display().to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let runs = out_dir.path().join("runs");
+    assert!(runs.join("teacher_student.swa.seed0/run.json").is_file());
+    assert!(runs
+        .join("teacher_student.baseline.seed0/run.json")
+        .is_file());
+    assert_eq!(
+        std::fs::read_dir(&runs).unwrap().count(),
+        2,
+        "swa and baseline only"
+    );
+
+    let out = run_host(
+        &root(),
+        &[
+            "--plugin",
+            "plugins/mlp.so",
+            "--out",
+            &out_dir.path().display().to_string(),
+        ],
+    );
+    assert_one_line_error(
+        &out,
+        "plugins/mlp.so provides no strategy to compare (only model `mlp`)",
+    );
+}
+
+#[test]
 fn plugins_check_reports_what_a_file_provides() {
     let out = run_host(
         &root(),
@@ -222,6 +264,53 @@ fn a_diverging_run_ends_with_a_message_and_its_record() {
     let record =
         std::fs::read_to_string(job.join("baseline-mlp-teacher_student-seed0/run.json")).unwrap();
     assert!(record.contains("\"status\": \"diverged\""), "{record}");
+}
+
+#[test]
+fn parameters_that_become_nan_end_the_run_as_diverged_and_nan_settings_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = workspace_plugin_dir();
+    let run = |set: &str| {
+        let args = [
+            "--plugin-dir",
+            &dir,
+            "--quiet",
+            "run",
+            "--out",
+            "out",
+            "--set",
+            "train.epochs=2",
+            "--set",
+            set,
+        ];
+        run_host(tmp.path(), &args)
+    };
+    // ReLU hides NaN weights in the loss; the phase's end check does not.
+    let out = run("train.weight_decay=1e39");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("diverged: parameters became NaN or infinite in phase 1"),
+        "{err}"
+    );
+    let file = "seed = 1\n[strategy]\nname = \"baseline\"\n[model]\nname = \"mlp\"\n[dataset]\nname = \"teacher_student\"\n[train]\nweight_decay = nan\n";
+    std::fs::write(tmp.path().join("nan.toml"), file).unwrap();
+    let out = run_host(
+        tmp.path(),
+        &[
+            "--plugin-dir",
+            &dir,
+            "run",
+            "--config",
+            "nan.toml",
+            "--out",
+            "out",
+        ],
+    );
+    assert_one_line_error(
+        &out,
+        "train.weight_decay must be a finite number ≥ 0, got NaN",
+    );
 }
 
 #[test]

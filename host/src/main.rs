@@ -266,27 +266,10 @@ fn execute_and_save(
     Ok(record)
 }
 
-/// The default job: the embedded suite, restricted to the `--plugin` files' strategies.
+/// The default job: the embedded suite, or the `--plugin` files' strategies against its
+/// reference.
 fn compare(registry: &Registry, global: &Global, args: &CompareArgs) -> Result<bool, String> {
-    let mut suite = Suite::parse_available(run::DEFAULT_SUITE, "suites/default.toml", registry)?;
-    let explicit: Vec<PathBuf> = global
-        .plugins
-        .iter()
-        .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
-        .collect();
-    suite.retain_strategies(|_, c| {
-        explicit.is_empty()
-            || registry
-                .provider(pn_host::plugin::registry::Kind::Strategy, &c.name)
-                .and_then(|p| p.canonicalize().ok())
-                .is_some_and(|p| explicit.contains(&p))
-    });
-    if let Some(n) = args.seeds {
-        if n == 0 {
-            return Err("--seeds must be at least 1".into());
-        }
-        suite.seeds = (0..n).collect();
-    }
+    let suite = suite::default::default_comparison(registry, &global.plugins, args.seeds)?;
     let out = args.out.clone().unwrap_or_else(|| "runs/default".into());
     run_suite(registry, global, suite, &out, args.jobs, None, false)
 }

@@ -162,7 +162,8 @@ impl Registry {
         Ok(())
     }
 
-    fn names(&self, kind: Kind) -> Vec<(&str, usize)> {
+    /// The names of the components of `kind`, each with the index of its plugin.
+    pub fn names(&self, kind: Kind) -> Vec<(&str, usize)> {
         match kind {
             Kind::Strategy => self
                 .strategies

@@ -1,6 +1,8 @@
-//! Comparison suites: the suite file and its plan ([`plan`]), runs in worker processes
+//! Comparison suites: the suite file and its plan ([`plan`]), the default comparison
+//! ([`default`]), runs in worker processes
 //! ([`pool`]) and Slurm job arrays ([`slurm`]).
 
+pub mod default;
 pub mod plan;
 pub mod pool;
 pub mod slurm;

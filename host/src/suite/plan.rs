@@ -386,6 +386,23 @@ impl Suite {
         self.phases = kept_phases;
     }
 
+    /// Adds a strategy under `label` (a plugin's strategy that the suite file does not name).
+    pub fn add_strategy(
+        &mut self,
+        registry: &Registry,
+        label: &str,
+        component: ComponentRef,
+    ) -> Result<(), String> {
+        let (strategy, _) = registry.strategy(&component.name, &component.config)?;
+        let k = strategy
+            .phases()
+            .into_result()
+            .map_err(|e| format!("strategy `{label}`: {e}"))?;
+        self.phases.push(k.max(1));
+        self.strategies.push((label.to_string(), component));
+        Ok(())
+    }
+
     /// Expands the suite into its runs, sorted by id. With `equal_steps`, a strategy with fewer
     /// phases than the suite's longest also runs with its epochs stretched to the same total.
     pub fn plan(&self) -> Plan {
