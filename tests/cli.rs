@@ -95,6 +95,38 @@ fn plugin_alone_compares_every_strategy_it_provides_even_outside_the_default_sui
 }
 
 #[test]
+fn bench_times_the_strategies_it_is_given_beside_plain_burn() {
+    let out = run_host(
+        &root(),
+        &[
+            "bench",
+            "--steps",
+            "2",
+            "--only",
+            "teacher",
+            "--strategies",
+            "baseline,sam,ema",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert!(
+        header.ends_with(&["Burn", "baseline", "sam", "ema", "vs", "plain"]),
+        "{stdout}"
+    );
+    let row: Vec<f64> = lines[1]
+        .split_whitespace()
+        .rev()
+        .skip(1)
+        .take(4)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(row.iter().all(|ms| *ms > 0.0), "{stdout}");
+}
+
+#[test]
 fn plugins_check_reports_what_a_file_provides() {
     let out = run_host(
         &root(),

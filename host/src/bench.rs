@@ -97,13 +97,15 @@ pub fn cases() -> Vec<Case> {
 
 /// Milliseconds per step of one case.
 pub struct Figures {
-    /// Through the plugin boundary, baseline strategy.
-    pub plugin_baseline: f64,
-    /// Through the plugin boundary, full persistence penalty active.
-    pub plugin_persistent: f64,
     /// The same model in plain Burn.
     pub direct: f64,
+    /// Through the plugin boundary, per strategy (in the order asked for).
+    pub strategies: Vec<(String, f64)>,
 }
+
+/// The strategies `pn-host bench` times by default: plain training and the persistence
+/// penalty.
+pub const DEFAULT_STRATEGIES: [&str; 2] = ["baseline", "full_persistent"];
 
 fn synthetic(case: &Case, device: &Device) -> Result<Data, String> {
     let mut rng = StdRng::seed_from_u64(7);
@@ -207,10 +209,10 @@ fn plugin_stepper<'a>(
     strategy: &str,
     device: &Device,
 ) -> Result<Stepper<'a>, String> {
-    let overrides = if strategy == "baseline" {
-        json!({})
-    } else {
-        json!({ "sigma": 1.0 })
+    // A fixed σ, so that the persistence penalty is active from the second phase's first step.
+    let overrides = match strategy {
+        "full_persistent" | "partial_persistent" => json!({ "sigma": 1.0 }),
+        _ => json!({}),
     };
     let (mut strategy, _): (StrategyBox, _) = registry.strategy(strategy, &overrides)?;
     let trainer = ModelRunner::new(model, data, device)?;
@@ -443,56 +445,64 @@ fn direct_case<'a>(case: &Case, data: &'a Data, device: &Device) -> Stepper<'a> 
     }
 }
 
-/// Benchmarks every case with `steps` timed steps per block.
+/// Benchmarks every case with `steps` timed steps per block: plain Burn and each of
+/// `strategies` through the plugin boundary (a multi-phase strategy in its second phase).
 pub fn run(
     registry: &Registry,
     device: &Device,
     steps: usize,
     only: Option<&str>,
+    strategies: &[&str],
 ) -> Result<Vec<(String, Figures)>, String> {
     cases()
         .into_iter()
         .filter(|case| only.is_none_or(|o| case.name.contains(o)))
         .map(|case| {
             let data = synthetic(&case, device)?;
-            let (model_a, model_b) = (
-                plugin_model(registry, &case)?,
-                plugin_model(registry, &case)?,
-            );
-            let mut steppers = vec![
-                direct_case(&case, &data, device),
-                plugin_stepper(registry, &model_a, &case, &data, "baseline", device)?,
-                plugin_stepper(registry, &model_b, &case, &data, "full_persistent", device)?,
-            ];
+            let models = strategies
+                .iter()
+                .map(|_| plugin_model(registry, &case))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut steppers = vec![direct_case(&case, &data, device)];
+            for (strategy, model) in strategies.iter().zip(&models) {
+                steppers.push(plugin_stepper(
+                    registry, model, &case, &data, strategy, device,
+                )?);
+            }
             let ms = measure(&mut steppers, (steps / case.slowness).max(1), device)?;
             Ok((
                 case.name.to_string(),
                 Figures {
                     direct: ms[0],
-                    plugin_baseline: ms[1],
-                    plugin_persistent: ms[2],
+                    strategies: strategies
+                        .iter()
+                        .map(|s| s.to_string())
+                        .zip(ms[1..].iter().copied())
+                        .collect(),
                 },
             ))
         })
         .collect()
 }
 
-/// The report printed by `pn-host bench`.
+/// The report printed by `pn-host bench`: ms per step, and the first strategy's cost over
+/// plain Burn (the boundary, when it is `baseline`).
 pub fn format(results: &[(String, Figures)]) -> String {
-    let mut out = format!(
-        "{:<42} {:>12} {:>14} {:>12} {:>10} {:>10}\n",
-        "workload (ms/step)", "plain Burn", "plugin+base", "plugin+full", "boundary", "penalty"
-    );
+    let Some((_, first)) = results.first() else {
+        return String::new();
+    };
+    let mut out = format!("{:<42} {:>12}", "workload (ms/step)", "plain Burn");
+    for (name, _) in &first.strategies {
+        out += &format!(" {name:>14}");
+    }
+    out += &format!(" {:>10}\n", "vs plain");
     for (name, f) in results {
-        out += &format!(
-            "{:<42} {:>12.4} {:>14.4} {:>12.4} {:>9.1}% {:>9.1}%\n",
-            name,
-            f.direct,
-            f.plugin_baseline,
-            f.plugin_persistent,
-            100.0 * (f.plugin_baseline / f.direct - 1.0),
-            100.0 * (f.plugin_persistent / f.plugin_baseline - 1.0)
-        );
+        out += &format!("{name:<42} {:>12.4}", f.direct);
+        for (_, ms) in &f.strategies {
+            out += &format!(" {ms:>14.4}");
+        }
+        let first = f.strategies.first().map_or(f64::NAN, |s| s.1);
+        out += &format!(" {:>9.1}%\n", 100.0 * (first / f.direct - 1.0));
     }
     out
 }

@@ -90,6 +90,9 @@ enum Command {
         /// Only the workloads whose name contains this, e.g. `resnet`.
         #[arg(long)]
         only: Option<String>,
+        /// The strategies to time, comma-separated (default: baseline,full_persistent).
+        #[arg(long, value_delimiter = ',')]
+        strategies: Vec<String>,
     },
 }
 
@@ -601,9 +604,17 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
             println!("{}", png.display());
             Ok(true)
         }
-        Some(Command::Bench { steps, only }) => {
+        Some(Command::Bench {
+            steps,
+            only,
+            strategies,
+        }) => {
             let device = pn_host::device::parse_device(&global.device)?;
-            let results = pn_host::bench::run(&registry, &device, *steps, only.as_deref())?;
+            let mut names: Vec<&str> = strategies.iter().map(String::as_str).collect();
+            if names.is_empty() {
+                names = pn_host::bench::DEFAULT_STRATEGIES.to_vec();
+            }
+            let results = pn_host::bench::run(&registry, &device, *steps, only.as_deref(), &names)?;
             println!("{}", pn_host::bench::format(&results));
             Ok(true)
         }
