@@ -1,11 +1,15 @@
 """PyTorch eager reference for `pn-host bench`: milliseconds per training step of the same
 workloads (teacher-student student, LeNet-300-100, LeNet-5, ResNet-20 with batch norm), the same
 protocol (synthetic batch, Adam lr 1e-3, blocks of 200 steps divided by the model's slowness,
-6 rounds, the first discarded, best block counts), with and without a Gaussian persistence
-penalty λ·exp(−‖θ − θ*‖² / 2σ²) over all parameters, as `full_persistent` adds it.
+6 rounds, the first discarded, best block counts), for each of the strategies asked for, as
+the pn plugins of the same name do them: `baseline` (plain), `full_persistent` (a Gaussian
+persistence penalty λ·exp(−‖θ − θ*‖² / 2σ²) over all parameters), `sam` (ρ = 0.05: gradient,
+ascent to θ + ε, second forward and backward there), `lookahead` (k = 5, α = 0.5) and `ema`
+(decay 0.99).
 
     python3 -m venv .venv && .venv/bin/pip install torch
     .venv/bin/python bench/pytorch_reference.py [--only resnet] [--threads N] [--device cuda]
+        [--strategies baseline,sam,lookahead,ema]
 """
 
 import argparse
@@ -83,28 +87,51 @@ CASES = [
 ]
 
 
-def stepper(make, shape, classes, batch, penalty, device):
+def stepper(make, shape, classes, batch, strategy, device):
     torch.manual_seed(0)
     model = make().to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    params = list(model.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
     x = torch.randn(batch, *shape, device=device)
     y = (torch.randint(0, classes, (batch,), device=device) if classes
          else torch.randn(batch, 1, device=device))
-    anchor = torch.cat([p.detach().flatten() for p in model.parameters()]) + 0.01
-    lam, two_sigma2 = 1.0, 2.0
+    anchor = torch.cat([p.detach().flatten() for p in params]) + 0.01
+    lam, two_sigma2, rho, k, alpha, decay = 1.0, 2.0, 0.05, 5, 0.5, 0.99
+    slow = [p.detach().clone() for p in params]
+    average = [p.detach().clone() for p in params]
+    count = [0]
+
+    def task_loss():
+        out = model(x)
+        return F.cross_entropy(out, y) if classes else F.mse_loss(out, y)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        out = model(x)
-        loss = F.cross_entropy(out, y) if classes else F.mse_loss(out, y)
-        if penalty:
-            theta = torch.cat([p.flatten() for p in model.parameters()])
+        loss = task_loss()
+        if strategy == "full_persistent":
+            theta = torch.cat([p.flatten() for p in params])
             loss = loss + lam * torch.exp(-((theta - anchor) ** 2).sum() / two_sigma2)
         loss.backward()
+        if strategy == "sam":
+            with torch.no_grad():
+                grads = [p.grad for p in params]
+                norm = torch.norm(torch.stack([g.norm() for g in grads])) + 1e-12
+                eps = [g * (rho / norm) for g in grads]
+                torch._foreach_add_(params, eps)
+            opt.zero_grad(set_to_none=True)
+            task_loss().backward()
+            with torch.no_grad():
+                torch._foreach_sub_(params, eps)
         opt.step()
+        count[0] += 1
+        with torch.no_grad():
+            if strategy == "lookahead" and count[0] % k == 0:
+                torch._foreach_lerp_(slow, params, alpha)
+                torch._foreach_copy_(params, slow)
+            if strategy == "ema":
+                torch._foreach_lerp_(average, params, 1 - decay)
 
     return step
-
 
 def measure(steppers, steps, device):
     best = [float("inf")] * len(steppers)
@@ -127,22 +154,25 @@ def main():
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    parser.add_argument("--strategies", default="baseline,full_persistent",
+                        help="comma-separated: baseline, full_persistent, sam, lookahead, ema")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    strategies = args.strategies.split(",")
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}")
-    print(f"{'workload (ms/step)':<44}{'PyTorch':>10}{'+ penalty':>12}{'penalty':>10}")
+    print(f"{'workload (ms/step)':<44}" + "".join(f"{s:>16}" for s in strategies))
     for name, make, shape, classes, batch, slowness in CASES:
         if args.only and args.only not in name:
             continue
-        plain, penalised = measure(
-            [stepper(make, shape, classes, batch, p, device) for p in (False, True)],
+        ms = measure(
+            [stepper(make, shape, classes, batch, s, device) for s in strategies],
             max(1, args.steps // slowness),
             device,
         )
-        print(f"{name:<44}{plain:>10.4f}{penalised:>12.4f}{100 * (penalised / plain - 1):>9.1f}%")
+        print(f"{name:<44}" + "".join(f"{m:>16.4f}" for m in ms))
 
 
 if __name__ == "__main__":
