@@ -127,6 +127,28 @@ fn bench_times_the_strategies_it_is_given_beside_plain_burn() {
 }
 
 #[test]
+fn a_truncated_plugin_is_a_one_line_error_not_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(plugin("baseline")).unwrap();
+    let dir = tmp.path().join("dir");
+    std::fs::create_dir(&dir).unwrap();
+    for keep in [64, 5_000, bytes.len() / 2, bytes.len() - 100] {
+        std::fs::write(tmp.path().join("t.so"), &bytes[..keep]).unwrap();
+        let out = run_host(tmp.path(), &["plugins", "check", "t.so"]);
+        assert_one_line_error(&out, "the file is truncated");
+        // Merely sitting in a plugin directory: skipped with a warning.
+        std::fs::write(dir.join("t.so"), &bytes[..keep]).unwrap();
+        let out = run_host(tmp.path(), &["--plugin-dir", "dir", "plugins", "list"]);
+        assert!(
+            out.status.code().is_some(),
+            "killed by a signal: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("truncated"), "{}", stderr(&out));
+    }
+}
+
+#[test]
 fn plugins_check_reports_what_a_file_provides() {
     let out = run_host(
         &root(),

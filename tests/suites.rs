@@ -180,6 +180,34 @@ fn a_killed_suite_resumes_and_shards_merge_into_the_same_report() {
 }
 
 #[test]
+fn suites_started_together_on_one_directory_all_complete_and_lose_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_suite(tmp.path(), TINY_SUITE);
+    let out = tmp.path().join("out").display().to_string();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(pn_host())
+                .current_dir(root())
+                .args(suite_args(&file, &out, &["--jobs", "1"]))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let result = child.wait_with_output().unwrap();
+        assert!(result.status.success(), "{}", stderr(&result));
+    }
+    let runs = finished(Path::new(&out));
+    assert_eq!(runs.len(), 12);
+    for (name, (json, _)) in &runs {
+        let record: serde_json::Value = serde_json::from_slice(json).unwrap();
+        assert_eq!(record["status"], "completed", "{name}");
+    }
+}
+
+#[test]
 fn suite_report_reads_a_directory_without_plugins() {
     let tmp = tempfile::tempdir().unwrap();
     let small = TINY_SUITE

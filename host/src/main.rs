@@ -377,7 +377,7 @@ fn run_suite(
     let device = global.device.clone();
     let record_crash = |run: &suite::PlannedRun, message: &str| {
         let (record, outcome) = run::failed(registry, &run.config, &device, message.into());
-        store.write_run(run, &record, &outcome)
+        store.write_unless_finished(run, &record, &outcome)
     };
     let stats = pool::execute(todo, &options, &record_crash)?;
     if let (Some(overhead), false) = (stats.overhead(), global.quiet) {

@@ -92,6 +92,32 @@ fn compatible(plugin: &VersionNumber, host: &VersionNumber) -> bool {
         && (plugin.minor, plugin.patch) <= (host.minor, host.patch)
 }
 
+/// Refuses an ELF file whose headers promise more bytes than it holds (a truncated copy): the
+/// dynamic loader would map it and the process would die of SIGBUS on the first page past the
+/// end. Files that are not ELF are left to the dynamic loader's own message.
+fn check_elf_complete(bytes: &[u8]) -> Result<(), String> {
+    use object::read::elf::{ElfFile64, ProgramHeader};
+    if !bytes.starts_with(b"\x7fELF") {
+        return Ok(());
+    }
+    let truncated = |need: u64| {
+        format!(
+            "the file is truncated ({} bytes; its ELF headers describe {need})",
+            bytes.len()
+        )
+    };
+    let elf = ElfFile64::<object::Endianness>::parse(bytes)
+        .map_err(|e| format!("the file is truncated or damaged ({e})"))?;
+    let endian = elf.endian();
+    for header in elf.elf_program_headers() {
+        let end = header.p_offset(endian) + header.p_filesz(endian);
+        if end > bytes.len() as u64 {
+            return Err(truncated(end));
+        }
+    }
+    Ok(())
+}
+
 /// The plugin's root module, its layout checked against this host's.
 ///
 /// abi_stable checks that a library's prefix types (the root module, the strategy and host-op
@@ -140,6 +166,11 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
     };
     // dlopen searches the library path for a name without a slash: always pass a full path.
     let full = path.canonicalize().map_err(|e| other(e.to_string()))?;
+    let bytes = std::fs::read(&full).map_err(|e| other(e.to_string()))?;
+    check_elf_complete(&bytes).map_err(|reason| LoadError::NotLibrary {
+        path: path.to_path_buf(),
+        reason,
+    })?;
     let header = lib_header_from_path(&full).map_err(|e| match e {
         LibraryError::OpenError { err, .. } => LoadError::NotLibrary {
             path: path.to_path_buf(),

@@ -22,6 +22,9 @@ pub struct Store {
     pub dir: PathBuf,
 }
 
+/// A run's lock, held while the value lives (see [`Store::lock_run`]).
+pub struct RunLock(#[allow(dead_code)] std::fs::File);
+
 /// What the store holds for a planned run.
 #[derive(Debug)]
 pub enum RunState {
@@ -127,6 +130,48 @@ impl Store {
         }
         std::fs::rename(&tmp, &target)
             .map_err(|e| format!("cannot write {}: {e}", target.display()))
+    }
+
+    /// Takes run `id`'s lock (`locks/<id>`), waiting while another process holds it, so
+    /// that one process at a time executes and writes a run: suites started twice on one
+    /// directory, or shards that overlap, then never overwrite each other's results. The lock
+    /// goes with the returned value (or with the process).
+    pub fn lock_run(&self, id: &str) -> Result<RunLock, String> {
+        use std::os::fd::AsRawFd;
+        let locks = self.dir.join("locks");
+        std::fs::create_dir_all(&locks)
+            .map_err(|e| format!("cannot create {}: {e}", locks.display()))?;
+        let path = locks.join(id);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        // SAFETY: flock on a file descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(format!(
+                "cannot lock {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(RunLock(file))
+    }
+
+    /// Writes `record` for `run` unless another process has meanwhile finished it (a
+    /// completed or diverged result is never replaced by a failure).
+    pub fn write_unless_finished(
+        &self,
+        run: &PlannedRun,
+        record: &RunRecord,
+        outcome: &Outcome,
+    ) -> Result<(), String> {
+        let _lock = self.lock_run(&run.id)?;
+        if matches!(self.state(run, None), RunState::Finished(_)) {
+            return Ok(());
+        }
+        self.write_run(run, record, outcome)
     }
 
     /// Removes temporary folders left by killed processes of this machine.

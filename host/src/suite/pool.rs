@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::parse_device;
 use crate::plugin::registry::Registry;
-use crate::results::Store;
+use crate::results::{RunState, Store};
 use crate::run;
 use crate::suite::PlannedRun;
 use crate::train::data::Data;
@@ -358,6 +358,12 @@ pub fn worker(registry: &Registry, store: &Store, device_name: &str) -> Result<(
         let run: PlannedRun =
             serde_json::from_str(&line).map_err(|e| format!("bad run from parent: {e}"))?;
         let started = Instant::now();
+        let _lock = store.lock_run(&run.id)?;
+        // Another process may have finished it since the parent planned it.
+        if let RunState::Finished(record) = store.state(&run, Some(registry)) {
+            finished(&run, &record, started);
+            continue;
+        }
         let key = format!("{}{}", run.config.dataset.name, run.config.dataset.config);
         if !data_sets.contains_key(&key) {
             match run::load_data(registry, &run.config.dataset, &device) {
