@@ -4,11 +4,14 @@
 //! the embedded DejaVu Sans font, so no system fonts are needed. Colours index a fixed palette, so
 //! a strategy keeps its colour across plots.
 
+use std::path::{Path, PathBuf};
+
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use std::path::{Path, PathBuf};
+
+use crate::report::stats;
 
 const SIZE: (u32, u32) = (900, 560);
 const FONT: &str = "sans-serif";
@@ -559,12 +562,6 @@ fn elide(s: &str, max: usize) -> String {
 }
 
 /// Linear-interpolated quantile of sorted, non-empty `v`.
-fn quantile(v: &[f64], q: f64) -> f64 {
-    let pos = q * (v.len() - 1) as f64;
-    let (i, t) = (pos.floor() as usize, pos.fract());
-    v[i] + t * (v[(i + 1).min(v.len() - 1)] - v[i])
-}
-
 fn draw_groups<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -611,7 +608,11 @@ fn draw_groups<DB: DrawingBackend>(
         .filter(|(_, (_, v))| !v.is_empty())
     {
         let (x, c) = (i as f64, color(g.color));
-        let (q1, med, q3) = (quantile(v, 0.25), quantile(v, 0.5), quantile(v, 0.75));
+        let (q1, med, q3) = (
+            stats::quantile(v, 0.25),
+            stats::quantile(v, 0.5),
+            stats::quantile(v, 0.75),
+        );
         let (lo, hi) = (v[0], v[v.len() - 1]);
         let (bw, cw) = (0.28, 0.12);
         let line =

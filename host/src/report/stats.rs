@@ -51,6 +51,17 @@ pub fn summary(xs: &[f64]) -> Summary {
     }
 }
 
+/// The `q`-quantile of `sorted` (ascending), interpolating linearly between neighbours (as
+/// numpy's default); NaN for an empty slice.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
 /// Median of `xs` (mean of the two middle values for even lengths); NaN for an empty slice.
 ///
 /// Infinite values are allowed and sort at their ends; NaN inputs are not expected.

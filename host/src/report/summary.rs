@@ -620,15 +620,6 @@ fn plot_links(workload: &str) -> String {
     )
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
 /// Draws the plots of a report into `dir/plots`.
 pub fn draw(store: &Store, report: &Report) -> Result<(), String> {
     let plan = &report.plan;
@@ -711,8 +702,8 @@ pub fn draw(store: &Store, report: &Report) -> Result<(), String> {
                 } else {
                     mean(&at)
                 });
-                curve.low.push(quantile(&at, 0.25));
-                curve.high.push(quantile(&at, 0.75));
+                curve.low.push(stats::quantile(&at, 0.25));
+                curve.high.push(stats::quantile(&at, 0.75));
             }
             curves.push(curve);
             finals.push(Group {
