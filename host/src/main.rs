@@ -7,9 +7,10 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pn_host::plugin::registry::{plugins_in, Registry};
 use pn_host::report;
-use pn_host::results::{RunState, Store};
+use pn_host::results::Store;
 use pn_host::run::{self, ComponentRef, RunConfig, RunRecord};
-use pn_host::suite::pool::{self, PoolOptions};
+use pn_host::suite::execute::SuiteOptions;
+use pn_host::suite::pool;
 use pn_host::suite::slurm;
 use pn_host::suite::{self, Suite};
 use pn_host::train::{EpochMetrics, Observer, Status};
@@ -317,88 +318,31 @@ fn run_suite(
     shard: Option<(usize, usize)>,
     retry_failed: bool,
 ) -> Result<bool, String> {
-    pn_host::device::parse_device(&global.device)?;
-    let plan = suite.plan();
-    let store = Store::create(out)?;
-    store.write_plan(&plan, &suite.source)?;
-    store.clean_leftovers();
-    let mine = match shard {
-        Some(s) => suite::shard(plan.runs.clone(), s),
-        None => plan.runs.clone(),
-    };
-    let (mut todo, mut done, mut skipped_failed) = (vec![], 0, 0);
-    for run in mine {
-        match store.state(&run, Some(registry)) {
-            RunState::Finished(_) => done += 1,
-            RunState::Failed(_) if !retry_failed => skipped_failed += 1,
-            _ => todo.push(run),
-        }
-    }
-    // A data set that cannot load stops the suite once, before any run, rather than failing
-    // every run of its workload.
-    let mut loaded: Vec<&run::ComponentRef> = vec![];
-    for run in &todo {
-        let dataset = &run.config.dataset;
-        if !loaded.contains(&dataset) {
-            run::load_splits(registry, dataset)
-                .map_err(|e| format!("workload `{}`: {e}", run.workload))?;
-            loaded.push(dataset);
-        }
-    }
-    if !global.quiet {
-        eprintln!(
-            "suite `{}`{}: {} runs to do, {done} already finished{} -> {}",
-            plan.suite,
-            shard
-                .map(|(i, n)| format!(" shard {i}/{n}"))
-                .unwrap_or_default(),
-            todo.len(),
-            if skipped_failed > 0 {
-                format!(", {skipped_failed} failed before (--retry-failed reruns them)")
-            } else {
-                String::new()
-            },
-            store.dir.display()
-        );
-    }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find pn-host itself: {e}"))?;
-    let mut worker_args = global_args(global);
-    worker_args.extend([
-        "suite".into(),
-        "worker".into(),
-        store.dir.display().to_string(),
-    ]);
-    let options = PoolOptions {
-        exe,
-        worker_args,
+    let options = SuiteOptions {
+        out: out.to_path_buf(),
+        device: global.device.clone(),
         jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        shard,
+        retry_failed,
         quiet: global.quiet,
+        worker_flags: global_args(global),
     };
-    let device = global.device.clone();
-    let record_crash = |run: &suite::PlannedRun, message: &str| {
-        let (record, outcome) = run::failed(registry, &run.config, &device, message.into());
-        store.write_unless_finished(run, &record, &outcome)
-    };
-    let stats = pool::execute(todo, &options, &record_crash)?;
-    if let (Some(overhead), false) = (stats.overhead(), global.quiet) {
-        eprintln!(
-            "{} runs in this invocation; suite overhead (worker start, plugin loading, data, \
-             writing results): {:.2}% of training time",
-            stats.reports.len(),
-            100.0 * overhead
-        );
-    }
-    if let Some((i, n)) = shard {
-        println!(
+    let result = suite::execute::execute(registry, suite, &options)?;
+    match (&result.report, shard) {
+        (Some(report), _) => {
+            println!("{}", report.table());
+            println!(
+                "report: {}",
+                report::markdown_path(&result.store.dir).display()
+            );
+        }
+        (None, Some((i, n))) => println!(
             "shard {i}/{n} done; when every shard is done: pn-host suite report {}",
-            store.dir.display()
-        );
-    } else {
-        let report = report::write(&store)?;
-        println!("{}", report.table());
-        println!("report: {}", report::markdown_path(&store.dir).display());
+            result.store.dir.display()
+        ),
+        (None, None) => {}
     }
-    Ok(stats.reports.iter().all(|r| r.status == Status::Completed))
+    Ok(result.all_completed)
 }
 
 fn suite_command(
@@ -511,59 +455,7 @@ fn run(registry: &Registry, global: &Global, args: &RunArgs) -> Result<bool, Str
 }
 
 fn list(registry: &Registry) {
-    for (i, plugin) in registry.plugins.iter().enumerate() {
-        println!(
-            "{} (pn-plugin-api {}, sha256 {})",
-            plugin.path.display(),
-            plugin.api_version,
-            &plugin.sha256[..12]
-        );
-        let show = |kind: &str, name: &str, description: &str, config: &str| {
-            println!(
-                "  {kind:<9} {name:<20} {description}\n  {:<30} defaults: {config}",
-                ""
-            )
-        };
-        registry
-            .strategies
-            .iter()
-            .filter(|e| e.plugin == i)
-            .for_each(|e| {
-                show(
-                    "strategy",
-                    &e.decl.name,
-                    &e.decl.description,
-                    &e.decl.default_config,
-                )
-            });
-        registry
-            .models
-            .iter()
-            .filter(|e| e.plugin == i)
-            .for_each(|e| {
-                show(
-                    "model",
-                    &e.decl.name,
-                    &e.decl.description,
-                    &e.decl.default_config,
-                )
-            });
-        registry
-            .datasets
-            .iter()
-            .filter(|e| e.plugin == i)
-            .for_each(|e| {
-                show(
-                    "data set",
-                    &e.decl.name,
-                    &e.decl.description,
-                    &e.decl.default_config,
-                )
-            });
-    }
-    if registry.plugins.is_empty() {
-        println!("no plugins found (build them with `cargo xtask build`, or pass --plugin / --plugin-dir)");
-    }
+    print!("{}", registry.describe());
 }
 
 fn main_inner(cli: Cli) -> Result<bool, String> {

@@ -162,6 +162,27 @@ impl Registry {
         Ok(())
     }
 
+    /// Every loaded plugin with what it provides and the default configurations, as
+    /// `pn-host plugins list` prints them.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for (i, plugin) in self.plugins.iter().enumerate() {
+            out += &format!(
+                "{} (pn-plugin-api {}, sha256 {})\n",
+                plugin.path.display(),
+                plugin.api_version,
+                &plugin.sha256[..12]
+            );
+            describe_entries(&mut out, Kind::Strategy, &self.strategies, i);
+            describe_entries(&mut out, Kind::Model, &self.models, i);
+            describe_entries(&mut out, Kind::Dataset, &self.datasets, i);
+        }
+        if self.plugins.is_empty() {
+            out += "no plugins found (build them with `cargo xtask build`, or pass --plugin / --plugin-dir)\n";
+        }
+        out
+    }
+
     /// The names of the components of `kind`, each with the index of its plugin.
     pub fn names(&self, kind: Kind) -> Vec<(&str, usize)> {
         match kind {
@@ -287,4 +308,18 @@ fn create<T>(decl: &ComponentDecl<T>, kind: Kind, overrides: &Value) -> Result<(
             format!("{what}: {}", e.strip_prefix(&prefix).unwrap_or(&e))
         })?;
     Ok((built, config))
+}
+
+/// One line pair per component of `entries` that plugin `plugin` provides.
+fn describe_entries<T>(out: &mut String, kind: Kind, entries: &[Entry<T>], plugin: usize) {
+    for e in entries.iter().filter(|e| e.plugin == plugin) {
+        *out += &format!(
+            "  {:<9} {:<20} {}\n  {:<30} defaults: {}\n",
+            kind.label(),
+            e.decl.name.as_str(),
+            e.decl.description.as_str(),
+            "",
+            e.decl.default_config.as_str()
+        );
+    }
 }

@@ -1,8 +1,9 @@
 //! Comparison suites: the suite file and its plan ([`plan`]), the default comparison
-//! ([`default`]), runs in worker processes
+//! ([`default`]), executing one ([`execute`]), runs in worker processes
 //! ([`pool`]) and Slurm job arrays ([`slurm`]).
 
 pub mod default;
+pub mod execute;
 pub mod plan;
 pub mod pool;
 pub mod slurm;

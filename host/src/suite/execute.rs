@@ -1,0 +1,133 @@
+//! Executing a suite: plan it, skip what the results store already holds, check every data
+//! set once, run the rest in worker processes, and write the report.
+
+use std::path::PathBuf;
+
+use crate::plugin::registry::Registry;
+use crate::report::{self, Report};
+use crate::results::{RunState, Store};
+use crate::run;
+use crate::suite::pool::{self, PoolOptions};
+use crate::suite::{PlannedRun, Suite};
+use crate::train::Status;
+
+/// How to execute a suite.
+pub struct SuiteOptions {
+    /// The suite directory.
+    pub out: PathBuf,
+    /// The device name (`cpu`, `cuda:0`, ...).
+    pub device: String,
+    /// Worker processes at a time.
+    pub jobs: usize,
+    /// Only shard I of N.
+    pub shard: Option<(usize, usize)>,
+    /// Rerun runs that failed before.
+    pub retry_failed: bool,
+    /// Only warnings and results on stderr.
+    pub quiet: bool,
+    /// The `pn-host` flags a worker needs to load the same plugins and device.
+    pub worker_flags: Vec<String>,
+}
+
+/// What executing a suite left.
+pub struct SuiteResult {
+    /// The suite directory.
+    pub store: Store,
+    /// The report (None for a shard: it is written once every shard is done).
+    pub report: Option<Report>,
+    /// Whether every run of this invocation completed.
+    pub all_completed: bool,
+}
+
+/// Executes `suite` as `opts` say (see the module docs).
+pub fn execute(
+    registry: &Registry,
+    suite: Suite,
+    opts: &SuiteOptions,
+) -> Result<SuiteResult, String> {
+    crate::device::parse_device(&opts.device)?;
+    let plan = suite.plan();
+    let store = Store::create(&opts.out)?;
+    store.write_plan(&plan, &suite.source)?;
+    store.clean_leftovers();
+    let mine = match opts.shard {
+        Some(s) => crate::suite::shard(plan.runs.clone(), s),
+        None => plan.runs.clone(),
+    };
+    let (mut todo, mut done, mut skipped_failed) = (vec![], 0, 0);
+    for run in mine {
+        match store.state(&run, Some(registry)) {
+            RunState::Finished(_) => done += 1,
+            RunState::Failed(_) if !opts.retry_failed => skipped_failed += 1,
+            _ => todo.push(run),
+        }
+    }
+    check_data_sets(registry, &todo)?;
+    if !opts.quiet {
+        eprintln!(
+            "suite `{}`{}: {} runs to do, {done} already finished{} -> {}",
+            plan.suite,
+            opts.shard
+                .map(|(i, n)| format!(" shard {i}/{n}"))
+                .unwrap_or_default(),
+            todo.len(),
+            if skipped_failed > 0 {
+                format!(", {skipped_failed} failed before (--retry-failed reruns them)")
+            } else {
+                String::new()
+            },
+            store.dir.display()
+        );
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find pn-host itself: {e}"))?;
+    let mut worker_args = opts.worker_flags.clone();
+    worker_args.extend([
+        "suite".into(),
+        "worker".into(),
+        store.dir.display().to_string(),
+    ]);
+    let options = PoolOptions {
+        exe,
+        worker_args,
+        jobs: opts.jobs,
+        quiet: opts.quiet,
+    };
+    let record_crash = |run: &PlannedRun, message: &str| {
+        let (record, outcome) = run::failed(registry, &run.config, &opts.device, message.into());
+        store.write_unless_finished(run, &record, &outcome)
+    };
+    let stats = pool::execute(todo, &options, &record_crash)?;
+    if let (Some(overhead), false) = (stats.overhead(), opts.quiet) {
+        eprintln!(
+            "{} runs in this invocation; suite overhead (worker start, plugin loading, data, \
+             writing results): {:.2}% of training time",
+            stats.reports.len(),
+            100.0 * overhead
+        );
+    }
+    let report = match opts.shard {
+        Some(_) => None,
+        None => Some(report::write(&store)?),
+    };
+    Ok(SuiteResult {
+        all_completed: stats.reports.iter().all(|r| r.status == Status::Completed),
+        store,
+        report,
+    })
+}
+
+/// Loads each data set of `runs` once (plugin `load` only, nothing on the device): a data set
+/// that cannot load stops the suite once, before any run, rather than failing every run of its
+/// workload.
+fn check_data_sets(registry: &Registry, runs: &[PlannedRun]) -> Result<(), String> {
+    let mut loaded: Vec<&run::ComponentRef> = vec![];
+    for run in runs {
+        let dataset = &run.config.dataset;
+        if !loaded.contains(&dataset) {
+            run::load_splits(registry, dataset)
+                .map_err(|e| format!("workload `{}`: {e}", run.workload))?;
+            loaded.push(dataset);
+        }
+    }
+    Ok(())
+}
