@@ -73,6 +73,65 @@ fn example_plugin_loads_and_its_formula_decides_the_result() {
 }
 
 #[test]
+fn new_writes_plugin_crates_that_build_load_and_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut built = vec![];
+    for kind in ["strategy", "model", "dataset"] {
+        let name = format!("my_{kind}");
+        let out = run_host(tmp.path(), &["new", kind, &name]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let (dir, so) = build_external(&tmp.path().join(&name), &api(), |_, text| text);
+        built.push((dir, so.display().to_string()));
+    }
+    let out = run_host(tmp.path(), &["new", "strategy", "my_strategy"]);
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+
+    // The strategy joins the default comparison; the model trains on the data set.
+    let plugins = root().join("plugins").display().to_string();
+    let strategy = &built[0].1;
+    let out = run_host(
+        tmp.path(),
+        &[
+            "--plugin",
+            strategy,
+            "--plugin-dir",
+            &plugins,
+            "--seeds",
+            "1",
+            "-q",
+            "--out",
+            "cmp",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(tmp
+        .path()
+        .join("cmp/runs/teacher_student.my_strategy.seed0/run.json")
+        .is_file());
+    let (model, dataset) = (&built[1].1, &built[2].1);
+    let args = [
+        "--plugin",
+        model,
+        "--plugin",
+        dataset,
+        "--plugin-dir",
+        &plugins,
+        "-q",
+        "run",
+        "--model",
+        "my_model",
+        "--dataset",
+        "my_dataset",
+        "--set",
+        "train.epochs=2",
+        "--out",
+        "one",
+    ];
+    let out = run_host(tmp.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
 fn a_plugin_built_against_the_0_1_1_contract_loads_and_gives_the_same_result() {
     let example = root().join("examples").join("cauchy_repulsion");
     let old_api = root()

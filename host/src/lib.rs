@@ -4,8 +4,8 @@
 //! The folders follow the data path and the use cases: [`plugin`] (a `.so` file to components
 //! by name), [`train`] (one run: session, step, phase loop, records), [`run`] (run configs and a
 //! run's files), [`suite`] (suite files, plans, worker pool, Slurm), [`results`] (the suite
-//! directory), [`report`] (summaries, statistics, figures), [`bench`] (step timings) and
-//! [`surface`] (2-D loss surfaces).
+//! directory), [`report`] (summaries, statistics, figures), [`bench`] (step timings),
+//! [`surface`] (2-D loss surfaces) and [`scaffold`] (new plugin crates).
 #![warn(missing_docs)]
 
 pub mod bench;
@@ -15,6 +15,7 @@ pub mod plugin;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod scaffold;
 pub mod suite;
 pub mod surface;
 pub mod train;

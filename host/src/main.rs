@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use pn_host::plugin::registry::{plugins_in, Registry};
+use pn_host::plugin::registry::{plugins_in, Kind, Registry};
 use pn_host::report;
 use pn_host::results::Store;
 use pn_host::run::{self, ComponentRef, RunConfig, RunRecord};
@@ -69,6 +69,21 @@ enum Command {
     /// Inspect plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Write a new plugin crate (a strategy, model or data set) that builds against
+    /// pn-plugin-api and loads into this pn-host.
+    New {
+        /// What the plugin provides.
+        kind: NewKind,
+        /// Its name: lower-case letters, digits and `_` (the crate and the component).
+        name: String,
+        /// The folder to create the crate in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The pn-plugin-api folder to build against (default: the one of the checkout this
+        /// pn-host was built in).
+        #[arg(long)]
+        api: Option<PathBuf>,
+    },
     /// Train one strategy x model x data set x seed.
     Run(RunArgs),
     /// Plot the loss surface of a two-parameter model (e.g. toy2d) with a run's trajectory
@@ -95,6 +110,14 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         strategies: Vec<String>,
     },
+}
+
+/// The kinds of plugin `pn-host new` writes.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum NewKind {
+    Strategy,
+    Model,
+    Dataset,
 }
 
 #[derive(Subcommand)]
@@ -467,10 +490,32 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
     } else {
         1
     });
-    if let Some(Command::Plugins(PluginsCommand::Check { file })) = &cli.command {
-        let registry = Registry::load(std::slice::from_ref(file), &[])?;
-        list(&registry);
-        return Ok(true);
+    match &cli.command {
+        Some(Command::Plugins(PluginsCommand::Check { file })) => {
+            let registry = Registry::load(std::slice::from_ref(file), &[])?;
+            list(&registry);
+            return Ok(true);
+        }
+        Some(Command::New {
+            kind,
+            name,
+            dir,
+            api,
+        }) => {
+            let kind = match kind {
+                NewKind::Strategy => Kind::Strategy,
+                NewKind::Model => Kind::Model,
+                NewKind::Dataset => Kind::Dataset,
+            };
+            let api = pn_host::scaffold::find_api(api.as_deref())?;
+            let root = pn_host::scaffold::write(kind, name, dir, &api)?;
+            println!(
+                "wrote {0}: cd {0} && cargo build --release, then pn-host --plugin {0}/target/release/lib{name}.so",
+                root.display()
+            );
+            return Ok(true);
+        }
+        _ => {}
     }
     let dirs = plugin_dirs(global);
     for dir in &global.plugin_dirs {
@@ -487,7 +532,7 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
             }
             Ok(true)
         }
-        Some(Command::Plugins(PluginsCommand::Check { .. })) => Ok(true),
+        Some(Command::Plugins(PluginsCommand::Check { .. }) | Command::New { .. }) => Ok(true),
         Some(Command::Run(args)) => run(&registry, global, args),
         Some(Command::Suite(command)) => suite_command(&registry, global, command),
         Some(Command::Surface { run_dir, grid }) => {
