@@ -365,6 +365,98 @@ impl Strategy for Probe {
     }
 }
 
+/// An in-process strategy for the optimizer-state policy: `phases` phases that continue where
+/// the last ended, with `at_phase_start` for the optimizer; with `rewrite`, every step writes
+/// the parameters back unchanged with that policy.
+struct Carry {
+    phases: u32,
+    at_phase_start: OptimizerState,
+    rewrite: Option<OptimizerState>,
+}
+
+impl Component for Carry {
+    const NAME: &'static str = "carry";
+    const DESCRIPTION: &'static str = "test strategy";
+    type Config = ();
+    fn new(_: ()) -> Result<Self> {
+        Err("built in the test".into())
+    }
+}
+
+impl Strategy for Carry {
+    fn phases(&self) -> u32 {
+        self.phases
+    }
+    fn phase_start(&self, _phase: u32) -> pn_plugin_api::PhaseStart {
+        pn_plugin_api::PhaseStart::Continue
+    }
+    fn optimizer_at_phase_start(&self, _phase: u32) -> OptimizerState {
+        self.at_phase_start
+    }
+    fn after_step(&mut self, ops: Ops<'_>, _p: Progress, _end: bool) -> Result<()> {
+        if let Some(policy) = self.rewrite {
+            ops.set_params(&["*"], ops.param_group(&["*"]), policy);
+        }
+        Ok(())
+    }
+}
+
+/// The parameters after every step of every phase, in order, for `strategy` trained with SGD
+/// with momentum (whose state the policies keep or drop).
+fn momentum_path(registry: &Registry, strategy: Carry, epochs: u32) -> Vec<Vec<f64>> {
+    let device = parse_device("cpu").unwrap();
+    let linear = json!({"hidden": [], "output": "linear", "bias": false});
+    let (model, _) = registry.model("mlp", &linear).unwrap();
+    let cfg = TrainConfig {
+        momentum: 0.9,
+        ..config(epochs)
+    };
+    let mut strategy = strategy_box(strategy);
+    let o = train::run(
+        &mut strategy,
+        &model,
+        &data(&device),
+        &cfg,
+        5,
+        &device,
+        &mut Silent,
+    );
+    assert_eq!(o.status, Status::Completed, "{:?}", o.message);
+    o.trajectory
+        .iter()
+        .filter(|p| p.step > 0)
+        .map(|p| p.values.iter().map(|&v| f64::from(v)).collect())
+        .collect()
+}
+
+#[test]
+fn the_optimizer_state_is_kept_or_reset_as_the_strategy_says() {
+    let registry = registry();
+    let carry = |phases, at_phase_start, rewrite| Carry {
+        phases,
+        at_phase_start,
+        rewrite,
+    };
+    let (keep, reset) = (OptimizerState::Keep, OptimizerState::Reset);
+    let one_phase = momentum_path(&registry, carry(1, reset, None), 6);
+    // Two continuing phases that keep the momentum are one phase of twice the length.
+    assert_eq!(momentum_path(&registry, carry(2, keep, None), 3), one_phase);
+    assert_ne!(
+        momentum_path(&registry, carry(2, reset, None), 3),
+        one_phase
+    );
+    // Writing the parameters back unchanged: with Keep nothing changes, with Reset the
+    // momentum is lost at every step.
+    assert_eq!(
+        momentum_path(&registry, carry(1, reset, Some(keep)), 6),
+        one_phase
+    );
+    assert_ne!(
+        momentum_path(&registry, carry(1, reset, Some(reset)), 6),
+        one_phase
+    );
+}
+
 #[test]
 fn a_replaced_batch_is_what_the_step_trains_on() {
     let registry = registry();
