@@ -227,6 +227,11 @@ fn failures_inside_plugins_fail_the_run_not_the_process() {
             "bad_result",
             "strategy phase_result: a flat parameter vector has 1 values",
         ),
+        ("abort", "the run's process was killed by signal 6"),
+        (
+            "exit",
+            "the run's process exited with status 0 before the run finished",
+        ),
     ] {
         let set = format!("strategy.fail={fail:?}");
         let args = [

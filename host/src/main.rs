@@ -559,10 +559,17 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
     }
 }
 
+/// Set in the child process of a contained `pn-host run`: the file it creates once the host
+/// itself has finished (see [`contained`]).
+const FINISHED_MARKER: &str = "PN_RUN_FINISHED_MARKER";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Run(_))) && std::env::var_os(FINISHED_MARKER).is_none() {
+        return contained();
+    }
     pn_host::quiet_panics();
-    match std::panic::catch_unwind(|| main_inner(cli)) {
+    let code = match std::panic::catch_unwind(|| main_inner(cli)) {
         Ok(Ok(true)) => ExitCode::SUCCESS,
         Ok(Ok(false)) => ExitCode::from(1),
         Ok(Err(message)) => {
@@ -575,5 +582,45 @@ fn main() -> ExitCode {
             eprintln!("error: internal error in pn-host: {message}");
             ExitCode::from(2)
         }
+    };
+    if let Some(marker) = std::env::var_os(FINISHED_MARKER) {
+        let _ = std::fs::write(marker, b"");
+    }
+    code
+}
+
+/// Runs this same `pn-host run` command in a child process: plugins are native code, and one
+/// that aborts, segfaults or ends the process would otherwise take pn-host down without a word.
+/// The child creates a marker file when the host itself finishes, so an exit that skipped it is
+/// recognised too.
+fn contained() -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(1)
+    };
+    let marker = std::env::temp_dir().join(format!("pn-run-{}.finished", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let status = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env(FINISHED_MARKER, &marker)
+            .status()
+    });
+    let finished = std::fs::remove_file(&marker).is_ok();
+    match status {
+        Err(e) => fail(format!("cannot start the run's process: {e}")),
+        Ok(status) => match (status.code(), finished) {
+            (Some(code), true) => ExitCode::from(code.clamp(0, 255) as u8),
+            (Some(code), false) => fail(format!(
+                "the run's process exited with status {code} before the run finished (a plugin ended the process); no result was written"
+            )),
+            (None, _) => {
+                use std::os::unix::process::ExitStatusExt;
+                let signal = status.signal().unwrap_or(0);
+                fail(format!(
+                    "the run's process was killed by signal {signal} (a crash in a plugin's native code, or out of memory); no result was written"
+                ))
+            }
+        },
     }
 }
