@@ -5,8 +5,8 @@ use burn::tensor::{Tensor, TensorData};
 use pn_host::device::{parse_device, Device, B};
 use pn_host::train::dyn_tensor::DynTensor;
 use pn_host::train::session::Session;
-use pn_plugin_api::persistence::{repulsion, Kernel};
 use pn_plugin_api::{Ops, Progress};
+use pn_plugin_kit::persistence::{repulsion, Kernel};
 use serde_json::json;
 
 fn param(values: &[f32], device: &Device) -> Tensor<B, 1> {

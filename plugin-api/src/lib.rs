@@ -54,12 +54,8 @@
 #![warn(missing_docs)]
 
 pub mod abi;
-pub mod anchors;
 pub mod component;
-pub mod data;
-pub mod layers;
 pub mod ops;
-pub mod persistence;
 pub mod tensor;
 
 pub use abi::{
@@ -142,39 +138,5 @@ mod tests {
             abi_stable::library::ROOT_MODULE_LOADER_NAME,
             "_1as_0lib_1header_0root_bmodule_bloader"
         );
-    }
-
-    #[test]
-    fn config_errors_name_the_field() {
-        use crate::persistence::{PersistenceConfig, Preset};
-        struct P;
-        impl Preset for P {
-            const NAME: &'static str = "p";
-            const DESCRIPTION: &'static str = "";
-            const PARAMS: &'static [&'static str] = &["*"];
-        }
-        let err = crate::component::parse_config::<PersistenceConfig<P>>(r#"{"lambda": "big"}"#)
-            .err()
-            .unwrap();
-        assert!(err.contains("`lambda`"), "{err}");
-        let err = crate::component::parse_config::<PersistenceConfig<P>>(r#"{"lamda": 1.0}"#)
-            .err()
-            .unwrap();
-        assert!(err.contains("lamda"), "{err}");
-    }
-
-    #[test]
-    fn release_factor_falls_to_zero_over_the_last_part() {
-        use crate::persistence::release_factor;
-        let at = |step| crate::Progress {
-            phase: 1,
-            step,
-            steps_in_phase: 100,
-            epoch: 0,
-        };
-        assert_eq!(release_factor(at(0), 0.3), 1.0);
-        assert_eq!(release_factor(at(70), 0.3), 1.0);
-        assert!((release_factor(at(85), 0.3) - 0.5).abs() < 1e-9);
-        assert_eq!(release_factor(at(100), 0.3), 0.0);
     }
 }

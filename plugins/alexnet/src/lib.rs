@@ -4,8 +4,8 @@
 //! ReLU after every convolution and optional dropout before the linear layer. Inputs are
 //! `[channels, height, width]`. Parameters: `conv1.*` … `conv5.*`, `fc.*`.
 
-use pn_plugin_api::layers::{check_poor_std, image_shape, Init};
 use pn_plugin_api::{Component, Conv2d, Model, Ops, ParamSpec, Result, Tensor};
+use pn_plugin_kit::layers::{check_poor_std, image_shape, Init};
 use serde::{Deserialize, Serialize};
 
 /// Network settings.

@@ -109,7 +109,7 @@ impl Cifar10 {
     /// The folder holding the files: `dir` or `dir/cifar-10-batches-bin`.
     fn folder(&self) -> Result<PathBuf> {
         let dir = &self.0.dir;
-        pn_plugin_api::data::require_dir(dir)?;
+        pn_plugin_kit::data::require_dir(dir)?;
         let nested = dir.join("cifar-10-batches-bin");
         Ok(
             if dir.join("data_batch_1.bin").is_file() || !nested.is_dir() {

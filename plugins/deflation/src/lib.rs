@@ -10,8 +10,8 @@
 //! with `‖·‖^(−p)` computed as `(‖θ − θk*‖² + ε)^(−p/2)`. The result is the phase with the
 //! lowest held-out loss.
 
-use pn_plugin_api::anchors::{squared_distances, Anchors};
 use pn_plugin_api::{Component, Ops, PhaseStart, Progress, Result, Strategy, Tensor};
+use pn_plugin_kit::anchors::{squared_distances, Anchors};
 use serde::{Deserialize, Serialize};
 
 /// How the deflation enters the objective.

@@ -1,9 +1,9 @@
 //! `full_persistent`: persistent neurons over **all** parameters (Y. Min, arXiv:2007.01419).
 //! Every phase after the first restarts from θ0 with a penalty λ Σ_k φ(‖θ − θk*‖²) pushing
 //! the parameters away from the earlier solutions; the math is in
-//! [`pn_plugin_api::persistence`], shared with `partial_persistent`.
+//! [`pn_plugin_kit::persistence`], shared with `partial_persistent`.
 
-use pn_plugin_api::persistence::{Persistent, Preset};
+use pn_plugin_kit::persistence::{Persistent, Preset};
 
 /// Penalises every parameter.
 pub struct Full;

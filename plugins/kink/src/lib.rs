@@ -96,7 +96,7 @@ impl Dataset for Kink {
         let mut rng = StdRng::seed_from_u64(c.data_seed);
         let train = split(c, c.train, c.noise, &mut rng)?;
         let valid = split(c, c.valid, 0.0, &mut rng)?;
-        Ok(DataSplits::scalar_regression(&[c.d], train, valid))
+        Ok(pn_plugin_kit::data::scalar_regression(&[c.d], train, valid))
     }
 }
 

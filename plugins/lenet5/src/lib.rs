@@ -4,8 +4,8 @@
 //! pooling. Inputs are `[channels, height, width]` (28x28 MNIST; 32x32 CIFAR works too).
 //! Parameters: `conv1.*`, `conv2.*`, `fc1.*`, `fc2.*`, `fc3.*` (`weight` and `bias`).
 
-use pn_plugin_api::layers::{check_poor_std, image_shape, Activation, Init};
 use pn_plugin_api::{Component, Conv2d, Model, Ops, ParamSpec, Result, Tensor};
+use pn_plugin_kit::layers::{check_poor_std, image_shape, Activation, Init};
 use serde::{Deserialize, Serialize};
 
 /// Sub-sampling after each convolution.

@@ -4,8 +4,8 @@
 //! trained output layer). Parameters are named `layer{i}.weight` (`[in, out]`) and
 //! `layer{i}.bias`, so strategies can select layers by glob.
 
-use pn_plugin_api::layers::{check_poor_std, Activation, Init};
 use pn_plugin_api::{Component, Model, Ops, ParamSpec, Result, Tensor};
+use pn_plugin_kit::layers::{check_poor_std, Activation, Init};
 use serde::{Deserialize, Serialize};
 
 /// How the network produces its outputs.

@@ -90,7 +90,7 @@ impl<V: Variant> Component for Mnist<V> {
 impl<V: Variant> Mnist<V> {
     fn read_pair(&self, prefix: &str) -> Result<(idx::Idx, idx::Idx)> {
         let dir = &self.0.dir;
-        pn_plugin_api::data::require_dir(dir)?;
+        pn_plugin_kit::data::require_dir(dir)?;
         let images = idx::read(
             &idx::locate(dir, &format!("{prefix}-images-idx3-ubyte"))?,
             3,

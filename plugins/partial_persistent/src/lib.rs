@@ -2,7 +2,7 @@
 //! arXiv:2007.01419), by default the first layer (`params = ["layer0.*"]`, globs over the
 //! model's parameter names). Unmatched parameters train without any penalty gradient.
 
-use pn_plugin_api::persistence::{Persistent, Preset};
+use pn_plugin_kit::persistence::{Persistent, Preset};
 
 /// Penalises the parameters matched by `params` (default: the first layer).
 pub struct Partial;

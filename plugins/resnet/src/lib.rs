@@ -10,8 +10,8 @@
 //! bias. Parameter names: `stem.conv.weight`, `stem.bn.{weight,bias}`,
 //! `stage<i>.block<j>.{conv1,bn1,conv2,bn2,shortcut.conv,shortcut.bn}.*`, `fc.{weight,bias}`.
 
-use pn_plugin_api::layers::{batch_norm, check_poor_std, image_shape, Init};
 use pn_plugin_api::{Component, Conv2d, Model, Ops, ParamSpec, Result, Tensor};
+use pn_plugin_kit::layers::{batch_norm, check_poor_std, image_shape, Init};
 use serde::{Deserialize, Serialize};
 
 /// Which network.

@@ -108,7 +108,7 @@ impl Dataset for TeacherStudent {
         let mut rng = StdRng::seed_from_u64(c.data_seed);
         let train = split(&teacher, c.d, c.train, &mut rng);
         let valid = split(&teacher, c.d, c.valid, &mut rng);
-        Ok(DataSplits::scalar_regression(&[c.d], train, valid))
+        Ok(pn_plugin_kit::data::scalar_regression(&[c.d], train, valid))
     }
 }
 

@@ -147,7 +147,11 @@ impl Dataset for Toy2dData {
             targets: vec![0.0; n].into(),
             len: n,
         };
-        Ok(DataSplits::scalar_regression(&[1], split(), split()))
+        Ok(pn_plugin_kit::data::scalar_regression(
+            &[1],
+            split(),
+            split(),
+        ))
     }
 }
 

@@ -3,19 +3,17 @@
 
 use std::path::Path;
 
-use crate::abi::{DataSplit, DataSplits, LossKind};
-use crate::component::Result;
+use pn_plugin_api::abi::{DataSplit, DataSplits, LossKind};
+use pn_plugin_api::component::Result;
 
-impl DataSplits {
-    /// Regression onto one value per example (mean squared error), inputs of `input_shape`.
-    pub fn scalar_regression(input_shape: &[usize], train: DataSplit, valid: DataSplit) -> Self {
-        Self {
-            input_shape: input_shape.to_vec().into(),
-            outputs: 1,
-            loss: LossKind::MeanSquaredError,
-            train,
-            valid,
-        }
+/// Regression onto one value per example (mean squared error), inputs of `input_shape`.
+pub fn scalar_regression(input_shape: &[usize], train: DataSplit, valid: DataSplit) -> DataSplits {
+    DataSplits {
+        input_shape: input_shape.to_vec().into(),
+        outputs: 1,
+        loss: LossKind::MeanSquaredError,
+        train,
+        valid,
     }
 }
 

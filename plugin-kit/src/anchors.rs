@@ -2,7 +2,7 @@
 //! kept as `anchor<k>` and all of them stacked as `anchors`, a `[K, n]` matrix, so a penalty
 //! over every anchor is one broadcast expression.
 
-use crate::tensor::{Kept, Ops, Tensor};
+use pn_plugin_api::tensor::{Kept, Ops, Tensor};
 
 /// Anchors kept so far.
 #[derive(Debug, Default)]

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::abi::ParamSpec;
-use crate::tensor::Tensor;
+use pn_plugin_api::abi::ParamSpec;
+use pn_plugin_api::tensor::Tensor;
 
 /// How a layer's weights (and biases) start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +89,7 @@ impl Activation {
 }
 
 /// `[channels, height, width]` of an image model's `input_shape`, or an error naming `model`.
-pub fn image_shape(model: &str, input_shape: &[usize]) -> crate::Result<[usize; 3]> {
+pub fn image_shape(model: &str, input_shape: &[usize]) -> pn_plugin_api::Result<[usize; 3]> {
     match input_shape {
         &[c, h, w] => Ok([c, h, w]),
         other => {
@@ -99,7 +99,7 @@ pub fn image_shape(model: &str, input_shape: &[usize]) -> crate::Result<[usize; 
 }
 
 /// Rejects a non-positive or NaN `poor_std`.
-pub fn check_poor_std(poor_std: f64) -> crate::Result<()> {
+pub fn check_poor_std(poor_std: f64) -> pn_plugin_api::Result<()> {
     if poor_std.is_nan() || poor_std <= 0.0 {
         return Err(format!("config field `poor_std` must be > 0, got {poor_std}").into());
     }

@@ -14,10 +14,10 @@ use std::marker::PhantomData;
 
 use serde::{Deserialize, Serialize};
 
-use crate::abi::{PhaseStart, Progress};
 use crate::anchors::{squared_distances, Anchors};
-use crate::component::{Component, Result, Strategy};
-use crate::tensor::{Kept, Ops, Tensor};
+use pn_plugin_api::abi::{PhaseStart, Progress};
+use pn_plugin_api::component::{Component, Result, Strategy};
+use pn_plugin_api::tensor::{Kept, Ops, Tensor};
 
 /// The repulsion kernel φ applied to the squared distance `d = ‖θ − θk*‖²`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -204,8 +204,8 @@ impl<P: Preset> Strategy for Persistent<P> {
                     // E.g. dead ReLU units: the anchor is θ0 itself, where the penalty's
                     // gradient vanishes, so the later phases repeat phase 1. Say so and go on
                     // (the run's result is still a valid, if unhelped, one).
-                    crate::component::log(
-                        crate::abi::LogLevel::Warn,
+                    pn_plugin_api::component::log(
+                        pn_plugin_api::abi::LogLevel::Warn,
                         &format!(
                             "{}: phase 1 did not move the penalised parameters (‖θ1* − θ0‖ = 0), so the penalty cannot push them from θ0; later phases repeat phase 1",
                             P::NAME
@@ -214,8 +214,8 @@ impl<P: Preset> Strategy for Persistent<P> {
                     self.config.sigma_scale.powi(2)
                 }
             };
-            crate::component::log(
-                crate::abi::LogLevel::Debug,
+            pn_plugin_api::component::log(
+                pn_plugin_api::abi::LogLevel::Debug,
                 &format!(
                     "{}: ‖θ1* − θ0‖² = {travelled2:.4e}, σ² = {:.4e}",
                     P::NAME,
