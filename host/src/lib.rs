@@ -12,6 +12,7 @@ pub mod bench;
 pub mod device;
 pub mod log;
 pub mod plugin;
+pub mod progress;
 pub mod report;
 pub mod results;
 pub mod run;

@@ -1,275 +1,25 @@
-//! The `pn-host` command line: a thin layer over the `pn_host` library.
+//! The `pn-host` command line: parses ([`cli`]), calls the `pn_host` library and prints.
+
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
+use clap::Parser;
+use cli::{
+    global_args, plugin_dirs, Cli, Command, CompareArgs, Global, NewKind, PluginsCommand, RunArgs,
+    SuiteCommand,
+};
 use pn_host::plugin::registry::{plugins_in, Kind, Registry};
+use pn_host::progress::{finish, Bar};
 use pn_host::report;
 use pn_host::results::Store;
-use pn_host::run::{self, ComponentRef, RunConfig, RunRecord};
+use pn_host::run::{self, RunConfig, RunRecord};
 use pn_host::suite::execute::SuiteOptions;
 use pn_host::suite::pool;
 use pn_host::suite::slurm;
 use pn_host::suite::{self, Suite};
-use pn_host::train::{EpochMetrics, Observer, Status};
-use serde_json::Value;
-
-/// Train and compare persistent-neuron strategies loaded from plugins.
-///
-/// With no subcommand, runs the embedded default suite (suites/default.toml: every strategy
-/// found, or those of the `--plugin` files, against `baseline` on the teacher-student workload)
-/// into `runs/default` and prints its report.
-#[derive(Parser)]
-#[command(name = "pn-host", version)]
-struct Cli {
-    #[command(flatten)]
-    global: Global,
-    #[command(flatten)]
-    compare: CompareArgs,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Args)]
-struct Global {
-    /// A plugin file to load (repeatable). Also loaded: every `.so` in the plugin directories.
-    #[arg(long = "plugin", global = true, value_name = "FILE")]
-    plugins: Vec<PathBuf>,
-    /// A directory of plugins (repeatable; default `plugins/`, plus `PN_PLUGIN_PATH`).
-    #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
-    plugin_dirs: Vec<PathBuf>,
-    /// Device: `cpu` (Burn flex) or `cuda[:N]` (built with `--features cuda`).
-    #[arg(long, global = true, default_value = "cpu")]
-    device: String,
-    /// Only warnings and results.
-    #[arg(short, long, global = true)]
-    quiet: bool,
-    /// Also debug lines from the host and plugins.
-    #[arg(short, long, global = true)]
-    verbose: bool,
-}
-
-#[derive(Args)]
-struct CompareArgs {
-    /// Seeds per strategy (default: the suite's 20).
-    #[arg(long)]
-    seeds: Option<u64>,
-    /// The suite directory (default: runs/default).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Runs at a time, each in its own worker process (default: the number of CPUs).
-    #[arg(long)]
-    jobs: Option<usize>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Inspect plugins.
-    #[command(subcommand)]
-    Plugins(PluginsCommand),
-    /// Write a new plugin crate (a strategy, model or data set) that builds against
-    /// pn-plugin-api and loads into this pn-host.
-    New {
-        /// What the plugin provides.
-        kind: NewKind,
-        /// Its name: lower-case letters, digits and `_` (the crate and the component).
-        name: String,
-        /// The folder to create the crate in.
-        #[arg(long, default_value = ".")]
-        dir: PathBuf,
-        /// The pn-plugin-api folder to build against (default: the one of the checkout this
-        /// pn-host was built in).
-        #[arg(long)]
-        api: Option<PathBuf>,
-    },
-    /// Train one strategy x model x data set x seed.
-    Run(RunArgs),
-    /// Plot the loss surface of a two-parameter model (e.g. toy2d) with a run's trajectory
-    /// (recorded with `--set train.record_every=N`) and its anchors.
-    Surface {
-        /// The run's folder (with run.json and trajectory.csv).
-        run_dir: PathBuf,
-        /// Grid points per axis.
-        #[arg(long, default_value_t = 80)]
-        grid: usize,
-    },
-    /// Comparison suites: many runs from one file, with statistics and plots.
-    #[command(subcommand)]
-    Suite(SuiteCommand),
-    /// Milliseconds per training step: plugin boundary and persistence penalty vs plain Burn.
-    Bench {
-        /// Timed steps per block (divided for slow models: LeNet-5 by 10, ResNet-20 by 100).
-        #[arg(long, default_value_t = 200)]
-        steps: usize,
-        /// Only the workloads whose name contains this, e.g. `resnet`.
-        #[arg(long)]
-        only: Option<String>,
-        /// The strategies to time, comma-separated (default: baseline,full_persistent).
-        #[arg(long, value_delimiter = ',')]
-        strategies: Vec<String>,
-    },
-}
-
-/// The kinds of plugin `pn-host new` writes.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum NewKind {
-    Strategy,
-    Model,
-    Dataset,
-}
-
-#[derive(Subcommand)]
-enum PluginsCommand {
-    /// List every loaded plugin and what it provides.
-    List,
-    /// Load one file and say what it provides, its API version, or why it cannot load.
-    Check {
-        /// The plugin file.
-        file: PathBuf,
-    },
-}
-
-#[derive(Subcommand)]
-enum SuiteCommand {
-    /// Run every strategy × workload × seed of a suite file that has no result yet, then report.
-    Run(SuiteRunArgs),
-    /// Summarise a suite directory: table, summary.csv, report.md and plots.
-    Report {
-        /// The suite directory.
-        dir: PathBuf,
-    },
-    /// Write Slurm scripts that run the suite as an array job, one shard per task, then report.
-    Slurm(SlurmArgs),
-    /// (internal) Execute runs sent on stdin; used by `suite run`.
-    #[command(hide = true)]
-    Worker {
-        /// The suite directory.
-        dir: PathBuf,
-    },
-}
-
-#[derive(Args)]
-struct SuiteRunArgs {
-    /// The suite file (TOML).
-    file: PathBuf,
-    /// The suite directory (default: runs/<suite name>).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Runs at a time, each in its own worker process (default: the number of CPUs).
-    #[arg(long)]
-    jobs: Option<usize>,
-    /// Run only shard I of N (from 1), e.g. `--shard 2/8`; shards share the suite directory.
-    #[arg(long, value_name = "I/N")]
-    shard: Option<String>,
-    /// Also rerun runs that failed (unfinished and changed runs are always rerun).
-    #[arg(long)]
-    retry_failed: bool,
-}
-
-#[derive(Args)]
-struct SlurmArgs {
-    /// The suite file (TOML).
-    file: PathBuf,
-    /// Array tasks (shards).
-    #[arg(long, default_value_t = 8)]
-    shards: usize,
-    /// The suite directory (default: runs/<suite name>).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// CPUs per task (each task runs that many runs at a time).
-    #[arg(long, default_value_t = 4)]
-    cpus_per_task: usize,
-    /// Time limit per task.
-    #[arg(long, default_value = "04:00:00")]
-    time: String,
-    /// Slurm partition.
-    #[arg(long)]
-    partition: Option<String>,
-}
-
-#[derive(Args)]
-struct RunArgs {
-    /// A TOML run file (strategy, model, dataset, train, seed); flags override it.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Strategy name (default: baseline).
-    #[arg(long)]
-    strategy: Option<String>,
-    /// Model name (default: the embedded workload's).
-    #[arg(long)]
-    model: Option<String>,
-    /// Data-set name (default: the embedded workload's).
-    #[arg(long)]
-    dataset: Option<String>,
-    /// Seed.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Config overrides, `section.key=value` with a TOML value, e.g. `strategy.lambda=0.5`,
-    /// `train.lr=0.001`, `dataset.dir="data/mnist"` (repeatable).
-    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
-    set: Vec<String>,
-    /// Where results are written.
-    #[arg(long, default_value = "runs")]
-    out: PathBuf,
-}
-
-fn plugin_dirs(global: &Global) -> Vec<PathBuf> {
-    let mut dirs = global.plugin_dirs.clone();
-    if dirs.is_empty() && PathBuf::from("plugins").is_dir() {
-        dirs.push("plugins".into());
-    }
-    if let Some(extra) = std::env::var_os("PN_PLUGIN_PATH") {
-        dirs.extend(std::env::split_paths(&extra));
-    }
-    dirs
-}
-
-/// A progress bar for one run (hidden when stderr is not a terminal or with --quiet).
-struct Bar {
-    bar: ProgressBar,
-    label: String,
-}
-
-impl Bar {
-    fn new(label: String, quiet: bool) -> Self {
-        let bar = if quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(0)
-        };
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:>32} [{bar:30}] {pos}/{len} steps {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(label.clone());
-        Self { bar, label }
-    }
-}
-
-impl Observer for Bar {
-    fn step(&mut self, _phase: u32, done: u64, total: u64) {
-        if done.is_multiple_of(16) || done == total {
-            self.bar.set_length(total);
-            self.bar.set_position(done);
-        }
-    }
-    fn epoch(&mut self, phase: u32, m: &EpochMetrics) {
-        self.bar.set_message(format!(
-            "phase {} epoch {} loss {:.3e}",
-            phase + 1,
-            m.epoch,
-            m.train_loss
-        ));
-    }
-}
-
-fn finish(bar: Bar, record: &RunRecord) -> String {
-    bar.bar.finish_and_clear();
-    run::describe(&bar.label, record)
-}
+use pn_host::train::Status;
 
 fn execute_and_save(
     registry: &Registry,
@@ -305,31 +55,6 @@ fn read_suite(registry: &Registry, file: &std::path::Path) -> Result<Suite, Stri
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read suite file {}: {e}", file.display()))?;
     Suite::parse(&text, &file.display().to_string(), registry)
-}
-
-/// The global flags a worker or a Slurm task needs to see the same plugins and device.
-fn global_args(global: &Global) -> Vec<String> {
-    let abs = |p: &PathBuf| {
-        p.canonicalize()
-            .unwrap_or_else(|_| p.clone())
-            .display()
-            .to_string()
-    };
-    let mut args = vec![];
-    for p in &global.plugins {
-        args.extend(["--plugin".to_string(), abs(p)]);
-    }
-    for d in &global.plugin_dirs {
-        args.extend(["--plugin-dir".to_string(), abs(d)]);
-    }
-    args.extend(["--device".to_string(), global.device.clone()]);
-    if global.quiet {
-        args.push("-q".into());
-    }
-    if global.verbose {
-        args.push("-v".into());
-    }
-    args
 }
 
 fn run_suite(
@@ -429,40 +154,14 @@ fn suite_command(
 }
 
 fn run(registry: &Registry, global: &Global, args: &RunArgs) -> Result<bool, String> {
-    let mut config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            run::parse_toml::<RunConfig>(&text, &path.display().to_string())?
-        }
-        None => RunConfig::new(
-            ComponentRef {
-                name: "baseline".into(),
-                config: Value::Null,
-            },
-            &suite::default_workload(),
-            0,
-        ),
-    };
-    let rename = |c: &mut ComponentRef, name: &Option<String>| {
-        if let Some(n) = name {
-            if *n != c.name {
-                *c = ComponentRef {
-                    name: n.clone(),
-                    config: Value::Null,
-                };
-            }
-        }
-    };
-    rename(&mut config.strategy, &args.strategy);
-    rename(&mut config.model, &args.model);
-    rename(&mut config.dataset, &args.dataset);
-    if let Some(seed) = args.seed {
-        config.seed = seed;
-    }
-    for s in &args.set {
-        run::apply_set(&mut config, s)?;
-    }
+    let config = run::assemble_config(&run::RunChoices {
+        file: args.config.as_deref(),
+        strategy: args.strategy.as_deref(),
+        model: args.model.as_deref(),
+        dataset: args.dataset.as_deref(),
+        seed: args.seed,
+        set: &args.set,
+    })?;
     config.train.validate()?;
     let device = pn_host::device::parse_device(&global.device)?;
     let data = run::load_data(registry, &config.dataset, &device)?;

@@ -134,6 +134,63 @@ pub struct FinalMetrics {
     pub valid_accuracy: Option<f64>,
 }
 
+/// What a user chose for one run (`pn-host run`): a run file, component names that replace
+/// its (or the default workload's) components, a seed, and `--set` overrides.
+pub struct RunChoices<'a> {
+    /// A run file (TOML), if any.
+    pub file: Option<&'a Path>,
+    /// Strategy name.
+    pub strategy: Option<&'a str>,
+    /// Model name.
+    pub model: Option<&'a str>,
+    /// Data set name.
+    pub dataset: Option<&'a str>,
+    /// Seed.
+    pub seed: Option<u64>,
+    /// `SECTION.KEY=VALUE` overrides, in order.
+    pub set: &'a [String],
+}
+
+/// The run configuration `choices` describe: the run file's, or `baseline` on the default
+/// workload; a component given by name starts from its own defaults.
+pub fn assemble_config(choices: &RunChoices<'_>) -> Result<RunConfig, String> {
+    let mut config = match choices.file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            parse_toml::<RunConfig>(&text, &path.display().to_string())?
+        }
+        None => RunConfig::new(
+            ComponentRef {
+                name: "baseline".into(),
+                config: serde_json::Value::Null,
+            },
+            &crate::suite::default_workload(),
+            0,
+        ),
+    };
+    let rename = |c: &mut ComponentRef, name: Option<&str>| {
+        if let Some(n) = name {
+            if n != c.name {
+                *c = ComponentRef {
+                    name: n.to_string(),
+                    config: serde_json::Value::Null,
+                };
+            }
+        }
+    };
+    rename(&mut config.strategy, choices.strategy);
+    rename(&mut config.model, choices.model);
+    rename(&mut config.dataset, choices.dataset);
+    if let Some(seed) = choices.seed {
+        config.seed = seed;
+    }
+    for s in choices.set {
+        apply_set(&mut config, s)?;
+    }
+    Ok(config)
+}
+
 /// Everything about one run, written as `run.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
