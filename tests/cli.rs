@@ -249,7 +249,7 @@ fn unknown_names_and_bad_config_values_are_one_line_errors() {
             "--set",
             "strategy.lamda=1.0",
         ]),
-        "unknown config key `lamda` for strategy `full_persistent`",
+        "unknown config key `lamda` for strategy `full_persistent` (did you mean `lambda`?",
     );
     assert_one_line_error(
         &run(&[
@@ -260,6 +260,8 @@ fn unknown_names_and_bad_config_values_are_one_line_errors() {
         ]),
         "`lambda` must be > 0",
     );
+    // A config mistake leaves no run folder behind.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
 
 #[test]

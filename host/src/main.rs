@@ -163,6 +163,11 @@ fn run(registry: &Registry, global: &Global, args: &RunArgs) -> Result<bool, Str
         set: &args.set,
     })?;
     config.train.validate()?;
+    // Every component builds from its config before a run folder exists: a mistake there is
+    // one line and leaves nothing behind.
+    registry.strategy(&config.strategy.name, &config.strategy.config)?;
+    registry.model(&config.model.name, &config.model.config)?;
+    registry.dataset(&config.dataset.name, &config.dataset.config)?;
     let device = pn_host::device::parse_device(&global.device)?;
     let data = run::load_data(registry, &config.dataset, &device)?;
     let dir = run::job_dir(&args.out, "run")?;

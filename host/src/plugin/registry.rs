@@ -276,14 +276,18 @@ pub fn merge_config(defaults: &Value, overrides: &Value, what: &str) -> Result<V
         Value::Object(o) => {
             for (k, v) in o {
                 if !merged.contains_key(k) {
-                    let known: Vec<&String> = merged.keys().collect();
+                    let known: Vec<&str> = merged.keys().map(String::as_str).collect();
+                    let nearest = known
+                        .iter()
+                        .map(|&key| (strsim::damerau_levenshtein(k, key), key))
+                        .filter(|&(distance, key)| distance <= 2.max(key.len() / 4))
+                        .min();
+                    let hint = nearest
+                        .map(|(_, key)| format!("did you mean `{key}`? "))
+                        .unwrap_or_default();
                     return Err(format!(
-                        "unknown config key `{k}` for {what} (known: {})",
-                        known
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "unknown config key `{k}` for {what} ({hint}known: {})",
+                        known.join(", ")
                     ));
                 }
                 merged.insert(k.clone(), v.clone());
