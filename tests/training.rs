@@ -377,3 +377,63 @@ fn augmentation_changes_the_batches_deterministically_and_needs_images() {
         .unwrap()
         .contains("train.augment needs image inputs"));
 }
+
+#[test]
+fn with_a_holdout_phases_are_chosen_on_examples_the_run_does_not_report() {
+    let (registry, device, data) = setup();
+    let (model, _) = registry
+        .model(
+            "mlp",
+            &json!({"hidden": [6], "output": "sum", "bias": false}),
+        )
+        .unwrap();
+    let run = |holdout: f64| {
+        let cfg = TrainConfig {
+            epochs: 4,
+            batch_size: 100,
+            holdout,
+            ..TrainConfig::default()
+        };
+        let (mut reinit, _) = registry.strategy("reinit", &json!({})).unwrap();
+        let o = train::run(&mut reinit, &model, &data, &cfg, 3, &device, &mut Silent);
+        assert_eq!(o.status, Status::Completed, "{:?}", o.message);
+        o
+    };
+    let apart = run(0.5);
+    let select: Vec<f64> = apart
+        .phases
+        .iter()
+        .map(|p| p.final_select_loss.unwrap())
+        .collect();
+    let best = (0..select.len())
+        .min_by(|&a, &b| select[a].total_cmp(&select[b]))
+        .unwrap();
+    assert_eq!(
+        apart.selected_phase,
+        Some(best as u32),
+        "chosen by the selection part"
+    );
+    for p in &apart.phases {
+        // Curves and final metrics are on the reported part; selection saw other examples.
+        assert_eq!(p.epochs.last().unwrap().valid_loss, p.final_valid_loss);
+        assert_ne!(p.final_select_loss, Some(p.final_valid_loss));
+    }
+    // The same phases trained: only what is measured on the held-out split differs.
+    let same = run(0.0);
+    for (a, s) in apart.phases.iter().zip(&same.phases) {
+        assert_eq!(a.final_train_loss, s.final_train_loss);
+        assert_eq!(s.final_select_loss, None);
+        assert_ne!(a.final_valid_loss, s.final_valid_loss);
+    }
+    let cfg = TrainConfig {
+        holdout: 0.001,
+        ..TrainConfig::default()
+    };
+    let (mut baseline, _) = registry.strategy("baseline", &json!({})).unwrap();
+    let o = train::run(&mut baseline, &model, &data, &cfg, 3, &device, &mut Silent);
+    let message = o.message.unwrap();
+    assert!(
+        message.contains("keeps 0 of the 100 held-out examples"),
+        "{message}"
+    );
+}

@@ -791,6 +791,37 @@ pub fn write(store: &Store) -> Result<Report, String> {
     Ok(report)
 }
 
+/// Which examples multi-phase strategies chose their phase by, per workload.
+fn selection_text(plan: &Plan) -> String {
+    let (apart, same): (Vec<&PlannedWorkload>, Vec<&PlannedWorkload>) = plan
+        .workloads
+        .iter()
+        .partition(|w| w.workload.train.holdout > 0.0);
+    let labels = |ws: &[&PlannedWorkload]| {
+        ws.iter()
+            .map(|w| format!("`{}` ({})", w.label, w.workload.train.holdout))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::new();
+    if !apart.is_empty() {
+        let _ = write!(
+            out,
+            " Strategies chose their phase on a part of the held-out split kept apart (`train.holdout`: {}); the tables report the rest.",
+            labels(&apart)
+        );
+    }
+    if !same.is_empty() {
+        let names: Vec<String> = same.iter().map(|w| format!("`{}`", w.label)).collect();
+        let _ = write!(
+            out,
+            " On {}, multi-phase strategies chose their phase on the held-out split the tables report (`train.holdout = 0`), which flatters them.",
+            names.join(", ")
+        );
+    }
+    out
+}
+
 fn runs_meta(store: &Store, report: &Report) -> String {
     let plan = &report.plan;
     let records: Vec<RunRecord> = plan
@@ -809,6 +840,7 @@ fn runs_meta(store: &Store, report: &Report) -> String {
         plan.seeds.len(),
         seeds_text(&plan.seeds)
     );
+    out.push_str(&selection_text(plan));
     if let Some(r) = records.first() {
         let _ = write!(
             out,

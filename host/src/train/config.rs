@@ -33,6 +33,12 @@ pub struct TrainConfig {
     /// Record the parameters every this many steps (0: never), for trajectories of small
     /// models (at most [`MAX_TRAJECTORY_PARAMS`] parameters); written to `trajectory.csv`.
     pub record_every: u64,
+    /// The fraction of the held-out split kept apart for strategies to select phases on, so
+    /// that no strategy selects on the examples the run reports (0, the default: strategies
+    /// select on the reported split, as before). The division is random and the same for
+    /// every run of a data set.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub holdout: f64,
     /// Random crop and flip of training images (`{ crop_padding = 4, flip = true }`); none by
     /// default. See [`crate::train::augment`].
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,6 +57,7 @@ impl Default for TrainConfig {
             batch_size: 128,
             epochs: 10,
             record_every: 0,
+            holdout: 0.0,
             augment: None,
         }
     }
@@ -77,6 +84,12 @@ impl TrainConfig {
                 self.momentum
             ));
         }
+        if !(0.0..1.0).contains(&self.holdout) {
+            return Err(format!(
+                "train.holdout must be in [0, 1), got {}",
+                self.holdout
+            ));
+        }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return Err(format!(
                 "train.weight_decay must be a finite number ≥ 0, got {}",
@@ -85,4 +98,8 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }

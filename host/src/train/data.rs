@@ -147,6 +147,33 @@ impl DeviceSplit {
         }
     }
 
+    /// The split divided in two at random, the same way for every run: `count` examples for
+    /// strategies to select phases on, and the rest, which the run reports.
+    pub fn divide(&self, count: usize) -> (DeviceSplit, DeviceSplit) {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        let mut order: Vec<i64> = (0..self.len as i64).collect();
+        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(0x5E1EC7));
+        let device = match &self.targets {
+            Targets::Classes(t) => t.device(),
+            Targets::Values(t) => t.device(),
+        };
+        let part = |indices: &[i64]| {
+            let tensor = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(indices.to_vec(), [indices.len()]),
+                &device,
+            );
+            let (inputs, targets) = self.batch(tensor);
+            DeviceSplit {
+                inputs,
+                targets,
+                len: indices.len(),
+            }
+        };
+        let (select, report) = order.split_at(count.min(self.len));
+        (part(select), part(report))
+    }
+
     /// Examples `start..end`.
     pub fn range(&self, start: usize, end: usize) -> (DynTensor, Targets) {
         let inputs = crate::map_dyn!(self.inputs.clone(), |x| x.narrow(0, start, end - start));

@@ -22,7 +22,7 @@ use rand::SeedableRng;
 use crate::device::{Device, B};
 use crate::train::augment::Prefetch;
 use crate::train::config::{TrainConfig, MAX_TRAJECTORY_PARAMS};
-use crate::train::data::Data;
+use crate::train::data::{Data, DeviceSplit};
 use crate::train::dyn_tensor::DynTensor;
 use crate::train::metrics::MetricSum;
 use crate::train::optim::Optim;
@@ -91,10 +91,31 @@ impl From<String> for Stop {
     }
 }
 
+/// The held-out split divided as `train.holdout` says: the part strategies select phases on,
+/// and the part the run reports (both the whole split without a holdout).
+fn held_out(data: &Data, cfg: &TrainConfig) -> Result<(DeviceSplit, DeviceSplit), String> {
+    let n = data.valid.len;
+    if cfg.holdout == 0.0 {
+        return Ok((data.valid.clone(), data.valid.clone()));
+    }
+    let count = (n as f64 * cfg.holdout).round() as usize;
+    if count == 0 || count >= n {
+        return Err(format!(
+            "train.holdout = {} keeps {count} of the {n} held-out examples for selection: both parts need at least one",
+            cfg.holdout
+        ));
+    }
+    Ok(data.valid.divide(count))
+}
+
 /// Everything the phase loop needs, fixed for the run.
 struct PhaseLoop<'a> {
     runner: ModelRunner<'a>,
     data: &'a Data,
+    /// The held-out examples strategies select phases on.
+    select: DeviceSplit,
+    /// The held-out examples the run reports (the same as `select` without `train.holdout`).
+    report: DeviceSplit,
     cfg: &'a TrainConfig,
     seed: u64,
     device: &'a Device,
@@ -138,6 +159,7 @@ impl<'a> PhaseLoop<'a> {
                 "train.record_every: the model has {numel} parameters; trajectories are recorded for at most {MAX_TRAJECTORY_PARAMS}"
             )));
         }
+        let (select, report) = held_out(data, cfg)?;
         runner.session.set_position(Position {
             seed,
             phase: 0,
@@ -148,6 +170,8 @@ impl<'a> PhaseLoop<'a> {
             steps_per_epoch: data.train.len.div_ceil(cfg.batch_size) as u64,
             runner,
             data,
+            select,
+            report,
             cfg,
             seed,
             device,
@@ -184,6 +208,8 @@ impl<'a> PhaseLoop<'a> {
                 final_train_loss: f64::NAN,
                 final_valid_loss: f64::NAN,
                 final_valid_accuracy: None,
+                final_select_loss: None,
+                final_select_accuracy: None,
                 steps: 0,
                 members: 1,
             };
@@ -380,7 +406,7 @@ impl<'a> PhaseLoop<'a> {
         session.track_saturation();
         let (valid_loss, valid_accuracy) =
             self.runner
-                .evaluate(&t.module, &data.valid, self.eval_chunk())?;
+                .evaluate(&t.module, &self.report, self.eval_chunk())?;
         Ok(EpochMetrics {
             epoch: first.epoch + 1,
             train_loss,
@@ -414,7 +440,15 @@ impl<'a> PhaseLoop<'a> {
         let mut members = runner.members(trained, &kept, self.cfg.batch_size)?;
         let (train_loss, _) = runner.evaluate_members(&members, &self.data.train, chunk)?;
         let (valid_loss, valid_accuracy) =
-            runner.evaluate_members(&members, &self.data.valid, chunk)?;
+            runner.evaluate_members(&members, &self.report, chunk)?;
+        let selection = if self.cfg.holdout > 0.0 {
+            let (loss, accuracy) = runner.evaluate_members(&members, &self.select, chunk)?;
+            record.final_select_loss = Some(loss);
+            record.final_select_accuracy = accuracy;
+            (loss, accuracy)
+        } else {
+            (valid_loss, valid_accuracy)
+        };
         // The last member stands for the phase (its parameters are saved as the run's model;
         // an ensemble's members are among the kept tensors).
         let last = members
@@ -438,8 +472,8 @@ impl<'a> PhaseLoop<'a> {
         })?;
         Ok(PhaseSummary {
             train_loss,
-            valid_loss,
-            valid_accuracy: valid_accuracy.unwrap_or(f64::NAN),
+            valid_loss: selection.0,
+            valid_accuracy: selection.1.unwrap_or(f64::NAN),
         })
     }
 

@@ -50,6 +50,13 @@ pub struct PhaseRecord {
     pub final_valid_loss: f64,
     /// Accuracy on the held-out split at the end (null for regression).
     pub final_valid_accuracy: Option<f64>,
+    /// Task loss on the part of the held-out split kept for selection (`train.holdout`), which
+    /// the strategy chose phases by; absent without a holdout (selection on the reported split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_select_loss: Option<f64>,
+    /// Accuracy on that part (classification with a holdout only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_select_accuracy: Option<f64>,
     /// Optimizer steps taken.
     pub steps: u64,
     /// Models the final metrics average over: 1, or the size of the strategy's ensemble.
