@@ -390,6 +390,9 @@ fn a_missing_or_corrupt_mnist_directory_is_a_one_line_error() {
                 "dataset.split_test=2",
                 "--set",
                 "model.output=\"linear\"",
+                // One held-out example cannot be divided for selection and reporting.
+                "--set",
+                "train.holdout=0",
                 "--out",
                 "out",
             ],

@@ -1,6 +1,7 @@
-//! Suite reports: the summary over seeds ([`summary`]), the statistics behind it ([`stats`]) and
-//! the figures ([`plots`]).
+//! Suite reports: the summary over seeds ([`summary`]), every pair of strategies ([`pairs`]),
+//! the statistics behind them ([`stats`]) and the figures ([`plots`]).
 
+pub mod pairs;
 pub mod plots;
 pub mod stats;
 pub mod summary;

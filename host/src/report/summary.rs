@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::report::pairs::{self, pair_table, PairTable};
 use crate::report::plots::{self, Curve, Group, Profile};
 use crate::report::stats::{self, Paired, Summary};
 use crate::results::{metric_rows, MetricRow, RunState, Store};
@@ -95,6 +96,8 @@ pub struct Report {
     pub plan: Plan,
     /// Runs still missing.
     pub missing: usize,
+    /// Every pair of strategies, per workload and budget.
+    pub pairs: Vec<PairTable>,
 }
 
 struct Loaded<'a> {
@@ -155,7 +158,7 @@ impl Report {
                 RunState::Missing | RunState::Stale => missing += 1,
             }
         }
-        let mut rows = vec![];
+        let (mut rows, mut pairs) = (vec![], vec![]);
         for w in &plan.workloads {
             let views: &[View] = if plan
                 .runs
@@ -179,6 +182,23 @@ impl Report {
                             .collect(),
                     })
                     .collect();
+                let metric = compared_metric(w);
+                let values: Vec<Vec<Option<f64>>> = loaded
+                    .iter()
+                    .map(|l| {
+                        l.records
+                            .iter()
+                            .map(|r| r.as_ref().and_then(|r| metric_of(metric, r)))
+                            .collect()
+                    })
+                    .collect();
+                pairs.push(pair_table(
+                    &w.label,
+                    view.name(),
+                    &plan.strategies,
+                    &values,
+                    metric.higher_is_better(),
+                ));
                 let reference = loaded.iter().find(|l| l.strategy == plan.reference);
                 for l in &loaded {
                     rows.push(summarise(
@@ -193,6 +213,7 @@ impl Report {
             rows,
             plan,
             missing,
+            pairs,
         })
     }
 }
@@ -553,7 +574,10 @@ impl Report {
              t-based 95% confidence interval of the mean. `wins vs ref` is the fraction of seeds \
              on which the strategy ended better than the reference (ties count half); `Δ vs ref` \
              is the paired difference strategy − reference of the compared metric, and the \
-             Wilcoxon signed-rank p-value tests whether it is centred on zero. Tables \
+             Wilcoxon signed-rank p-value tests whether it is centred on zero (seeds with a zero \
+             difference are left out, as scipy's default `zero_method=\"wilcox\"` does; with many \
+             ties at zero this raises p). Below each table of three or more strategies, every \
+             pair is compared the same way, with p Holm-adjusted over the table's pairs. Tables \
              *at equal total steps* give single-phase strategies as many optimizer steps as the \
              longest strategy; tables *at the per-phase budget* give every strategy the \
              workload's epochs per phase, so multi-phase strategies train longer there. \
@@ -586,6 +610,13 @@ impl Report {
             let _ = writeln!(out, "|{}", "---|".repeat(HEADERS.len()));
             for r in rows {
                 let _ = writeln!(out, "| {} |", cells(r).join(" | "));
+            }
+            if let Some(pairs) = self
+                .pairs
+                .iter()
+                .find(|p| p.workload == workload && p.budget == budget && p.strategies.len() > 2)
+            {
+                out.push_str(&pairs::markdown(pairs));
             }
         }
         if !last.is_empty() {
