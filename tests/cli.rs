@@ -349,6 +349,10 @@ fn parameters_that_become_nan_end_the_run_as_diverged_and_nan_settings_are_refus
         err.contains("diverged: parameters became NaN or infinite in phase 1"),
         "{err}"
     );
+    assert_one_line_error(
+        &run("strategy.lambda=nan"),
+        "--set strategy.lambda: `nan` is not a finite number",
+    );
     let file = "seed = 1\n[strategy]\nname = \"baseline\"\n[model]\nname = \"mlp\"\n[dataset]\nname = \"teacher_student\"\n[train]\nweight_decay = nan\n";
     std::fs::write(tmp.path().join("nan.toml"), file).unwrap();
     let out = run_host(

@@ -91,9 +91,15 @@ pub fn apply_set(config: &mut RunConfig, assignment: &str) -> Result<(), String>
     let (path, raw) = assignment
         .split_once('=')
         .ok_or_else(|| format!("--set `{assignment}`: expected section.key=value"))?;
-    let value: Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
-        .and_then(|t| t.get("v").cloned())
+        .and_then(|t| t.get("v").cloned());
+    // JSON has no NaN or infinity: serde_json would turn them into null, which an optional
+    // setting reads as "unset". Refuse them instead.
+    if parsed.as_ref().is_some_and(has_non_finite) {
+        return Err(format!("--set {path}: `{raw}` is not a finite number"));
+    }
+    let value: Value = parsed
         .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
         .unwrap_or_else(|| Value::String(raw.to_string()));
     let (section, key) = path
@@ -121,6 +127,16 @@ pub fn apply_set(config: &mut RunConfig, assignment: &str) -> Result<(), String>
     }
     target[key] = value;
     Ok(())
+}
+
+/// Whether a TOML value holds a NaN or an infinite float anywhere.
+fn has_non_finite(value: &toml::Value) -> bool {
+    match value {
+        toml::Value::Float(x) => !x.is_finite(),
+        toml::Value::Array(items) => items.iter().any(has_non_finite),
+        toml::Value::Table(table) => table.values().any(has_non_finite),
+        _ => false,
+    }
 }
 
 /// Final metrics of the selected phase.
