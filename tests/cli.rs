@@ -78,6 +78,15 @@ fn plugin_alone_compares_every_strategy_it_provides_even_outside_the_default_sui
         2,
         "swa and baseline only"
     );
+    // The summary counts what the steps cost: a forward and a backward pass each.
+    let summary = std::fs::read_to_string(out_dir.path().join("summary.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = summary.lines().map(|l| l.split(',').collect()).collect();
+    let column = |name: &str| rows[0].iter().position(|h| *h == name).unwrap();
+    for row in &rows[1..] {
+        let steps: f64 = row[column("steps")].parse().unwrap();
+        let passes: f64 = row[column("passes")].parse().unwrap();
+        assert_eq!(passes, 2.0 * steps, "{summary}");
+    }
 
     let out = run_host(
         &root(),

@@ -61,6 +61,10 @@ pub struct Row {
     pub missing: usize,
     /// Mean optimizer steps per finished run.
     pub steps: f64,
+    /// Mean forward plus backward passes of the model per finished run (what the steps cost:
+    /// two per plain step, four per SAM step); None for runs recorded before pn-host counted
+    /// them.
+    pub passes: Option<f64>,
     /// Final training loss over completed runs.
     #[serde(skip)]
     pub train_loss: Summary,
@@ -291,6 +295,14 @@ fn summarise(l: &Loaded, view: View, reference: Option<&Loaded>) -> Row {
         failed: count(Status::Failed),
         missing: l.records.iter().filter(|r| r.is_none()).count(),
         steps: mean(&done.iter().map(|r| r.steps as f64).collect::<Vec<_>>()),
+        passes: {
+            let counted: Vec<f64> = done
+                .iter()
+                .map(|r| (r.forward_passes + r.backward_passes) as f64)
+                .filter(|&p| p > 0.0)
+                .collect();
+            (!counted.is_empty()).then(|| mean(&counted))
+        },
         train_loss: stats::summary(&values(&|r| metric_of(Metric::TrainLoss, r))),
         valid_loss: stats::summary(&values(&|r| metric_of(Metric::ValidLoss, r))),
         valid_accuracy: (!accuracy.is_empty()).then(|| stats::summary(&accuracy)),
@@ -350,6 +362,7 @@ fn cells(r: &Row) -> Vec<String> {
     vec![
         r.strategy.clone(),
         format!("{:.0}", r.steps),
+        r.passes.map_or("-".into(), |p| format!("{p:.0}")),
         format!(
             "{}/{}{}",
             r.completed,
@@ -382,9 +395,10 @@ fn cells(r: &Row) -> Vec<String> {
     ]
 }
 
-const HEADERS: [&str; 10] = [
+const HEADERS: [&str; 11] = [
     "strategy",
     "steps",
+    "passes",
     "completed",
     "final train loss: mean ± std [95% CI]",
     "final valid loss or accuracy",
@@ -489,6 +503,7 @@ impl Report {
             "failed",
             "missing",
             "steps",
+            "passes",
         ]
         .map(String::from)
         .to_vec();
@@ -540,6 +555,7 @@ impl Report {
                 r.failed.to_string(),
                 r.missing.to_string(),
                 num(r.steps),
+                some(r.passes),
             ];
             rec.extend(summary(Some(&r.train_loss)));
             rec.extend(summary(Some(&r.valid_loss)));
@@ -581,6 +597,8 @@ impl Report {
              *at equal total steps* give single-phase strategies as many optimizer steps as the \
              longest strategy; tables *at the per-phase budget* give every strategy the \
              workload's epochs per phase, so multi-phase strategies train longer there. \
+             `passes` counts the forward and backward passes of the model per run: what the \
+             steps cost (a SAM step costs two of each). \
              Learning curves show the mean over seeds (the geometric mean for losses, drawn on a \
              log axis) with a band from the 25th to the 75th percentile; steps count over all \
              phases, and each phase is drawn as its own line.\n",
