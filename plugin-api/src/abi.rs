@@ -112,8 +112,10 @@ pub trait HostOps {
     /// `lr_factor`); NaN outside a step.
     fn learning_rate(&self) -> f64;
     /// A tensor of `shape` drawn from distribution `dist` ([`crate::ops::Random`]) with
-    /// parameters `a` and `b`. The stream is seeded by (run seed, phase, step, the number of
-    /// draws so far in this callback): the same on every run of the same seed, on every device.
+    /// parameters `a` and `b`, by the device's own generator, seeded before each draw from (run
+    /// seed, phase, step, callback, the number of draws so far in this callback): the same on
+    /// every run of the same seed on the same kind of device (backends draw differently). The
+    /// reseeding also sets where later dropout masks come from, equally on every such run.
     fn random(&self, dist: u32, shape: RSlice<'_, usize>, a: f64, b: f64) -> TensorId;
     /// Writes the parameters matching `patterns` from the flat vector `values` (declaration
     /// order, as `param_group` gives them; detached). Allowed in `begin_phase` and
@@ -214,7 +216,8 @@ pub trait AbiStrategy: Send {
     fn phases(&self) -> RResult<u32, RString>;
     /// How phase `phase` (from 0) starts.
     fn phase_start(&self, phase: u32) -> RResult<PhaseStart, RString>;
-    /// Called when a phase starts, with the parameters at their starting values.
+    /// Called when a phase starts, with the parameters at their starting values (it may write
+    /// them through [`HostOps::set_params`]).
     fn begin_phase(&mut self, ops: HostOpsRef<'_>, phase: u32) -> RResult<(), RString>;
     /// The objective to minimise at this step, given the task loss (a scalar handle).
     fn objective(
@@ -236,7 +239,8 @@ pub trait AbiStrategy: Send {
     fn lr_factor(&self, _progress: Progress) -> RResult<f64, RString> {
         RResult::ROk(1.0)
     }
-    /// Called after every optimizer step with the parameters at their updated values;
+    /// Called after every optimizer step with the parameters at their updated values (it may
+    /// write them through [`HostOps::set_params`]);
     /// `progress.step` is the step just taken and `end_of_epoch` marks an epoch's last step.
     fn after_step(
         &mut self,

@@ -53,7 +53,11 @@ pub trait Strategy: Component {
     fn phase_start(&self, _phase: u32) -> PhaseStart {
         PhaseStart::SameInit
     }
-    /// Called at the start of each phase, parameters at their starting values.
+    /// Called at the start of each phase, parameters at their starting values. It may write
+    /// them ([`Ops::set_params`]: applied when it returns, before the first step), which is how
+    /// a phase starts from values of the strategy's choosing; the optimizer state at that point
+    /// is what [`Strategy::optimizer_at_phase_start`] chose, and a write's own
+    /// [`OptimizerState`] may reset it.
     fn begin_phase(&mut self, _ops: Ops<'_>, _phase: u32) -> Result<()> {
         Ok(())
     }
@@ -80,7 +84,9 @@ pub trait Strategy: Component {
         1.0
     }
     /// Called after every optimizer step, parameters at their updated values; `progress.step`
-    /// is the step just taken and `end_of_epoch` marks the last step of an epoch.
+    /// is the step just taken and `end_of_epoch` marks the last step of an epoch. It may write
+    /// the parameters ([`Ops::set_params`], applied when it returns, before the next step);
+    /// each write keeps or resets the optimizer's state as its [`OptimizerState`] says.
     fn after_step(
         &mut self,
         _ops: Ops<'_>,
@@ -107,7 +113,7 @@ pub trait Strategy: Component {
     /// Called before each step's forward pass, with the batch readable through
     /// [`Ops::batch_inputs`] and [`Ops::batch_targets`]; return `Some((inputs, targets))` to
     /// train this step on another batch of the same kinds (data-level strategies). Default:
-    /// the batch as drawn.
+    /// the batch as drawn. Parameters and the optimizer's state are not touched here.
     fn prepare_batch<'a>(
         &mut self,
         _ops: Ops<'a>,

@@ -252,7 +252,8 @@ impl<'a> Ops<'a> {
     }
 
     /// Normal noise of `shape` with `mean` and `std`, from the run's stream for this phase,
-    /// step and callback: the same on every run of the same seed, on every device.
+    /// step and callback: the same on every run of the same seed on the same kind of device
+    /// (drawn by the device's generator; backends draw differently).
     pub fn random_normal(self, shape: &[usize], mean: f64, std: f64) -> Tensor<'a> {
         self.wrap(
             self.raw

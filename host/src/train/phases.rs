@@ -291,30 +291,33 @@ impl<'a> PhaseLoop<'a> {
                     .map_err(err)?,
             ),
         };
-        let values = match start {
-            PhaseStart::SameInit => self.theta0.clone(),
-            PhaseStart::FreshInit if phase == 0 => self.theta0.clone(),
-            PhaseStart::FreshInit => initial_values(specs, mix(self.seed, u64::from(phase)))?,
-            PhaseStart::Continue => previous
-                .as_ref()
-                .map(|t| t.module.values(specs))
-                .unwrap_or_else(|| self.theta0.clone()),
+        let values = |previous: Option<&Training>| -> Result<Values, String> {
+            Ok(match start {
+                PhaseStart::SameInit => self.theta0.clone(),
+                PhaseStart::FreshInit if phase == 0 => self.theta0.clone(),
+                PhaseStart::FreshInit => initial_values(specs, mix(self.seed, u64::from(phase)))?,
+                PhaseStart::Continue => previous
+                    .map(|t| t.module.values(specs))
+                    .unwrap_or_else(|| self.theta0.clone()),
+            })
         };
         if start != PhaseStart::Continue {
             session.reset_state();
         }
         let mut t = match (previous, optimizer) {
+            // Continuing with the optimizer's state: the parameters already are the start.
+            (Some(t), OptimizerState::Keep) if start == PhaseStart::Continue => t,
             // Same parameter identities, so the optimizer's state carries over.
             (Some(mut t), OptimizerState::Keep) => {
-                for (i, v) in values.iter().enumerate() {
+                for (i, v) in values(None)?.iter().enumerate() {
                     let flat =
                         Tensor::from_data(TensorData::new(v.clone(), [v.len()]), self.device);
                     t.module.set(specs, i, flat)?;
                 }
                 t
             }
-            _ => Training {
-                module: ParamStore::new(specs, &values, self.device)?,
+            (previous, _) => Training {
+                module: ParamStore::new(specs, &values(previous.as_ref())?, self.device)?,
                 optim: Optim::new(self.cfg),
             },
         };

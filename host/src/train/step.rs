@@ -204,10 +204,14 @@ impl<'a> ModelRunner<'a> {
             strategy.prepare_batch(s.ops(), progress),
             s,
         );
-        if let ROption::RSome(batch) = batch? {
-            s.set_batch(Some(self.replacement(batch, &drawn)?));
-        }
-        let (x, y) = s.batch().unwrap_or(drawn);
+        let (x, y) = match batch? {
+            ROption::RSome(batch) => {
+                let replaced = self.replacement(batch, &drawn)?;
+                s.set_batch(Some(replaced.clone()));
+                replaced
+            }
+            ROption::RNone => drawn,
+        };
         s.set_callback(Callback::None);
         let out = s.forward_model(params, x, true);
         s.take_error();

@@ -3,7 +3,7 @@
 //!
 //! `phases` phases. Each phase after the first continues from where the previous one ended,
 //! shrunk and perturbed: θ ← `shrink` · θ + N(0, `noise`²), with a fresh optimizer. The noise
-//! comes from the host's random stream, so a seed gives the same run on every device. Phase
+//! comes from the host's seeded stream on the run's device, so a seed gives the same run. Phase
 //! summaries are those of the trained parameters; the result is the phase with the lowest
 //! held-out loss.
 
