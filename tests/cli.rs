@@ -423,6 +423,13 @@ fn a_missing_or_corrupt_mnist_directory_is_a_one_line_error() {
     )
     .unwrap();
     assert_one_line_error(&run(&data), "truncated file");
+    // 3 images of 0x0 pixels: a well-formed file that holds nothing to train on
+    std::fs::write(
+        data.join("t10k-images-idx3-ubyte"),
+        [0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0],
+    )
+    .unwrap();
+    assert_one_line_error(&run(&data), "3 images of 0×0 pixels");
     images.push(0);
     std::fs::write(data.join("t10k-images-idx3-ubyte"), &images).unwrap();
     let out = run(&data);
@@ -627,4 +634,50 @@ fn a_snapshot_run_says_its_result_is_an_ensemble_and_saves_the_members() {
         serde_json::json!(["snapshot.1", "snapshot.2", "snapshot.3"])
     );
     assert_eq!(record["phases"][0]["members"], 3);
+}
+
+#[test]
+fn plugin_files_with_a_non_utf8_name_are_skipped_and_writable_ones_warned_about() {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("plugins");
+    std::fs::create_dir(&dir).unwrap();
+    let odd = dir.join(std::ffi::OsStr::from_bytes(b"base\xffline.so"));
+    std::fs::copy(pn_tests::plugin("baseline"), &odd).unwrap();
+    let sam = dir.join("sam.so");
+    std::fs::copy(pn_tests::plugin("sam"), &sam).unwrap();
+    std::fs::set_permissions(&sam, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = run_host(tmp.path(), &["--plugin-dir", "plugins", "plugins", "list"]);
+    let err = stderr(&out);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("is not valid UTF-8: rename it"), "{err}");
+    assert!(!listed.contains("baseline"), "{listed}");
+    assert!(listed.contains("sam"), "{listed}");
+    assert!(err.contains("sam.so can be modified by every user (mode 666)"), "{err}");
+    std::fs::set_permissions(&sam, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run_host(tmp.path(), &["--plugin-dir", "plugins", "plugins", "list"]);
+    assert!(!stderr(&out).contains("can be modified"), "{}", stderr(&out));
+}
+
+#[test]
+fn set_reaches_training_settings_that_are_unset_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_host(
+        tmp.path(),
+        &[
+            "--plugin-dir",
+            &workspace_plugin_dir(),
+            "run",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.augment={ crop_padding = 0, flip = true }",
+            "--out",
+            "out",
+        ],
+    );
+    // accepted as a setting; the teacher-student inputs are not images, which the run says
+    assert_one_line_error(&out, "train.augment needs image inputs");
 }

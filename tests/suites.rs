@@ -208,6 +208,27 @@ fn suites_started_together_on_one_directory_all_complete_and_lose_nothing() {
 }
 
 #[test]
+fn a_suite_whose_output_is_closed_still_runs_everything_and_reports() {
+    // as in `pn-host suite run … 2>&1 | head -1`: both streams closed after the first line
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_suite(tmp.path(), TINY_SUITE);
+    let out = tmp.path().join("out").display().to_string();
+    let mut child = Command::new(pn_host())
+        .current_dir(root())
+        .args(["suite", "run", &file, "--out", &out, "--jobs", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(finished(Path::new(&out)).len(), 12);
+    assert!(Path::new(&out).join("report.md").is_file());
+}
+
+#[test]
 fn suite_report_reads_a_directory_without_plugins() {
     let tmp = tempfile::tempdir().unwrap();
     let small = TINY_SUITE
@@ -240,7 +261,7 @@ fn suite_report_reads_a_directory_without_plugins() {
 fn suite_file_mistakes_are_one_line_errors_naming_the_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = plugin_dir();
-    let cases: [(&str, &str, &str); 6] = [
+    let cases: [(&str, &str, &str); 11] = [
         (
             "[strategies.full_persistent]",
             "[strategies.full_persistent]\nname = \"full_persistant\"",
@@ -263,6 +284,19 @@ fn suite_file_mistakes_are_one_line_errors_naming_the_line() {
             "seeds = 4\n[plugins]\n\"baseline.so\" = \"0000\"",
             "line 6: plugin",
         ),
+        ("seeds = 4", "seeds = [1, 1, 2]", "seed 1 is listed twice"),
+        ("seeds = 4", "seeds = 100000000000", "`seeds` must be at most"),
+        (
+            "name = \"tiny\"",
+            "name = \"../../escape\"",
+            "suite name `../../escape` may use only",
+        ),
+        (
+            "config = { phases = 2 }",
+            "config = { phases = 100000 }",
+            "line 9: the strategy declares 100000 phases; it must be 1 to 1000",
+        ),
+        ("epochs = 250", "epochs = 4294967295", "train.epochs must be 1 to"),
     ];
     for (old, new, needle) in cases {
         assert!(TINY_SUITE.contains(old), "{old}");

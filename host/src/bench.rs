@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use crate::device::{Device, B};
-use crate::plugin::registry::Registry;
+use crate::plugin::registry::{phases_of, Registry};
 use crate::train::data::{Data, Targets};
 use crate::train::optim::Optim;
 use crate::train::params::{initial_values, ParamStore};
@@ -226,7 +226,7 @@ fn plugin_stepper<'a>(
         ..TrainConfig::default()
     };
     let mut optim = Optim::new(&cfg);
-    let phases = strategy.phases().into_result().map_err(|e| e.to_string())?;
+    let phases = phases_of(&strategy)?;
     let mut phase = 0;
     let params = || {
         module

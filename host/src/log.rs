@@ -21,8 +21,36 @@ pub fn log(level: LogLevel, message: &str) {
         LogLevel::Debug => (2, "debug: "),
     };
     if rank <= VERBOSITY.load(Ordering::Relaxed) {
-        eprintln!("{prefix}{message}");
+        crate::errln!("{prefix}{message}");
     }
+}
+
+/// Like `println!`, but a closed or full stdout (`pn-host … | head -1`) is ignored instead of
+/// ending the process: the work goes on and its results are still written to files.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Like `print!`, ignoring a closed stdout (see [`outln!`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Like `eprintln!`, ignoring a closed stderr (see [`outln!`]).
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
 }
 
 /// The callback plugins log through.

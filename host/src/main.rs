@@ -35,10 +35,10 @@ fn execute_and_save(
     run::write_run(&dir.join(run::run_dir_name(config)), &record, &outcome)?;
     if record.status == Status::Completed {
         if !global.quiet {
-            eprintln!("{line}");
+            pn_host::errln!("{line}");
         }
     } else {
-        eprintln!("error: {line}");
+        pn_host::errln!("error: {line}");
     }
     Ok(record)
 }
@@ -78,13 +78,13 @@ fn run_suite(
     let result = suite::execute::execute(registry, suite, &options)?;
     match (&result.report, shard) {
         (Some(report), _) => {
-            println!("{}", report.table());
-            println!(
+            pn_host::outln!("{}", report.table());
+            pn_host::outln!(
                 "report: {}",
                 report::markdown_path(&result.store.dir).display()
             );
         }
-        (None, Some((i, n))) => println!(
+        (None, Some((i, n))) => pn_host::outln!(
             "shard {i}/{n} done; when every shard is done: pn-host suite report {}",
             result.store.dir.display()
         ),
@@ -119,8 +119,8 @@ fn suite_command(
         SuiteCommand::Report { dir } => {
             let store = Store::open(dir)?;
             let report = report::write(&store)?;
-            println!("{}", report.table());
-            println!("report: {}", report::markdown_path(dir).display());
+            pn_host::outln!("{}", report.table());
+            pn_host::outln!("report: {}", report::markdown_path(dir).display());
             Ok(report.missing == 0)
         }
         SuiteCommand::Slurm(args) => {
@@ -140,7 +140,7 @@ fn suite_command(
                 gpu: global.device.starts_with("cuda"),
                 global_args: global_args(global),
             })?;
-            println!(
+            pn_host::outln!(
                 "wrote {0}/array.sbatch and {0}/report.sbatch; submit both with: bash {0}/submit.sh",
                 dir.display()
             );
@@ -172,7 +172,7 @@ fn run(registry: &Registry, global: &Global, args: &RunArgs) -> Result<bool, Str
     let data = run::load_data(registry, &config.dataset, &device)?;
     let dir = run::job_dir(&args.out, "run")?;
     let record = execute_and_save(registry, &config, &data, global, &dir)?;
-    println!(
+    pn_host::outln!(
         "{}",
         dir.join(run::run_dir_name(&config))
             .join("run.json")
@@ -182,7 +182,7 @@ fn run(registry: &Registry, global: &Global, args: &RunArgs) -> Result<bool, Str
 }
 
 fn list(registry: &Registry) {
-    print!("{}", registry.describe());
+    pn_host::out!("{}", registry.describe());
 }
 
 fn main_inner(cli: Cli) -> Result<bool, String> {
@@ -213,7 +213,7 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
             };
             let api = pn_host::scaffold::find_api(api.as_deref())?;
             let root = pn_host::scaffold::write(kind, name, dir, &api)?;
-            println!(
+            pn_host::outln!(
                 "wrote {0}: cd {0} && cargo build --release, then pn-host --plugin {0}/target/release/lib{name}.so",
                 root.display()
             );
@@ -242,7 +242,7 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
         Some(Command::Surface { run_dir, grid }) => {
             let device = pn_host::device::parse_device(&global.device)?;
             let png = pn_host::surface::draw(&registry, run_dir, &device, *grid)?;
-            println!("{}", png.display());
+            pn_host::outln!("{}", png.display());
             Ok(true)
         }
         Some(Command::Bench {
@@ -256,7 +256,7 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
                 names = pn_host::bench::DEFAULT_STRATEGIES.to_vec();
             }
             let results = pn_host::bench::run(&registry, &device, *steps, only.as_deref(), &names)?;
-            println!("{}", pn_host::bench::format(&results));
+            pn_host::outln!("{}", pn_host::bench::format(&results));
             Ok(true)
         }
         None => compare(&registry, global, &cli.compare),
@@ -277,13 +277,13 @@ fn main() -> ExitCode {
         Ok(Ok(true)) => ExitCode::SUCCESS,
         Ok(Ok(false)) => ExitCode::from(1),
         Ok(Err(message)) => {
-            eprintln!("error: {message}");
+            pn_host::errln!("error: {message}");
             ExitCode::from(1)
         }
         Err(payload) => {
             let message =
                 pn_host::take_panic().unwrap_or_else(|| pn_host::panic_message(payload.as_ref()));
-            eprintln!("error: internal error in pn-host: {message}");
+            pn_host::errln!("error: internal error in pn-host: {message}");
             ExitCode::from(2)
         }
     };
@@ -299,7 +299,7 @@ fn main() -> ExitCode {
 /// recognised too.
 fn contained() -> ExitCode {
     let fail = |message: String| {
-        eprintln!("error: {message}");
+        pn_host::errln!("error: {message}");
         ExitCode::from(1)
     };
     let marker = std::env::temp_dir().join(format!("pn-run-{}.finished", std::process::id()));

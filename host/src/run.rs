@@ -111,6 +111,11 @@ pub fn apply_set(config: &mut RunConfig, assignment: &str) -> Result<(), String>
         "dataset" => &mut config.dataset.config,
         "train" => {
             let mut train = serde_json::to_value(&config.train).map_err(|e| e.to_string())?;
+            // Settings left out of the serialized form while unset are settable too.
+            if let Some(table) = train.as_object_mut() {
+                table.entry("holdout").or_insert(Value::from(0.0));
+                table.entry("augment").or_insert(Value::Null);
+            }
             train = merge_config(&train, &serde_json::json!({ key: value }), "train")?;
             config.train =
                 serde_json::from_value(train).map_err(|e| format!("--set {path}: {e}"))?;

@@ -152,6 +152,26 @@ fn root_module(
     unsafe { header.init_root_module_with_unchecked_layout::<PluginRef>() }
 }
 
+/// Warns when users other than the owner may replace the code in `path`.
+fn warn_if_writable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode();
+    if mode & 0o022 != 0 {
+        let who = if mode & 0o002 != 0 { "every user" } else { "its group" };
+        crate::log::log(
+            pn_plugin_api::LogLevel::Warn,
+            &format!(
+                "{} can be modified by {who} (mode {:o}): anyone who can write it runs code in pn-host",
+                path.display(),
+                mode & 0o777
+            ),
+        );
+    }
+}
+
 /// Loads one plugin file.
 pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
     if !path.exists() {
@@ -166,6 +186,11 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
     };
     // dlopen searches the library path for a name without a slash: always pass a full path.
     let full = path.canonicalize().map_err(|e| other(e.to_string()))?;
+    if full.to_str().is_none() {
+        // run records name their plugins by path, in JSON
+        return Err(other("its path is not valid UTF-8: rename it".into()));
+    }
+    warn_if_writable_by_others(&full);
     let bytes = std::fs::read(&full).map_err(|e| other(e.to_string()))?;
     check_elf_complete(&bytes).map_err(|reason| LoadError::NotLibrary {
         path: path.to_path_buf(),

@@ -268,6 +268,19 @@ impl Registry {
     }
 }
 
+/// The most phases a strategy may declare: beyond it a run could not finish in any budget, and
+/// equal-step budgets (epochs × phases) would overflow.
+pub const MAX_PHASES: u32 = 1000;
+
+/// The number of phases `strategy` declares, checked to lie in 1..=[`MAX_PHASES`].
+pub fn phases_of(strategy: &StrategyBox) -> Result<u32, String> {
+    let k = strategy.phases().into_result().map_err(|e| e.to_string())?;
+    if k == 0 || k > MAX_PHASES {
+        return Err(format!("the strategy declares {k} phases; it must be 1 to {MAX_PHASES}"));
+    }
+    Ok(k)
+}
+
 /// `defaults` with the keys of `overrides` replaced; unknown keys are refused by name.
 pub fn merge_config(defaults: &Value, overrides: &Value, what: &str) -> Result<Value, String> {
     let mut merged: Map<String, Value> = defaults.as_object().cloned().unwrap_or_default();

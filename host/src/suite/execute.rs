@@ -64,7 +64,7 @@ pub fn execute(
     }
     check_data_sets(registry, &todo)?;
     if !opts.quiet {
-        eprintln!(
+        crate::errln!(
             "suite `{}`{}: {} runs to do, {done} already finished{} -> {}",
             plan.suite,
             opts.shard
@@ -98,7 +98,7 @@ pub fn execute(
     };
     let stats = pool::execute(todo, &options, &record_crash)?;
     if let (Some(overhead), false) = (stats.overhead(), opts.quiet) {
-        eprintln!(
+        crate::errln!(
             "{} runs in this invocation; suite overhead (worker start, plugin loading, data, \
              writing results): {:.2}% of training time",
             stats.reports.len(),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use toml::Spanned;
 
-use crate::plugin::registry::{Kind, Registry};
+use crate::plugin::registry::{phases_of, Kind, Registry};
 use crate::run::{self, ComponentRef, RunConfig};
 use crate::train::TrainConfig;
 
@@ -92,6 +92,9 @@ struct WorkloadSpec {
     #[serde(default)]
     target: Option<Target>,
 }
+
+/// The most seeds a suite may run each strategy with.
+const MAX_SEEDS: u64 = 10_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,13 +219,17 @@ fn blame(
     }
 }
 
-fn check_label(label: &Spanned<String>, text: &str, origin: &str) -> Result<String, String> {
-    let name = label.get_ref();
-    let ok = !name.is_empty()
+/// Whether `name` can name a folder or a part of a run id: letters, digits, `_` and `-`.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn check_label(label: &Spanned<String>, text: &str, origin: &str) -> Result<String, String> {
+    let name = label.get_ref();
+    if is_plain_name(name) {
         Ok(name.clone())
     } else {
         Err(format!(
@@ -261,12 +268,24 @@ impl Suite {
         });
         let seeds = match &file.seeds {
             Seeds::Count(0) => return Err(format!("{origin}: `seeds` must be at least 1")),
+            Seeds::Count(n) if *n > MAX_SEEDS => {
+                return Err(format!("{origin}: `seeds` must be at most {MAX_SEEDS}, got {n}"))
+            }
+            // TOML integers are i64, so the sum cannot overflow a u64
             Seeds::Count(n) => (file.master_seed..file.master_seed + n).collect(),
             Seeds::List(list) if list.is_empty() => {
                 return Err(format!("{origin}: `seeds` is an empty list"))
             }
             Seeds::List(list) => list.clone(),
         };
+        if let Some(twice) = seeds.iter().enumerate().find(|(i, s)| seeds[..*i].contains(s)) {
+            return Err(format!("{origin}: seed {} is listed twice in `seeds`", twice.1));
+        }
+        if !is_plain_name(&name) {
+            return Err(format!(
+                "{origin}: suite name `{name}` may use only letters, digits, `_` and `-` (it names the suite's folder; set `name = \"...\"`)"
+            ));
+        }
         for (file_name, pin) in &file.plugins {
             check_pin(registry, file_name, pin.get_ref())
                 .map_err(|e| format!("{}: {e}", at(line_of(text, pin.span()))))?;
@@ -294,11 +313,8 @@ impl Suite {
             let (strategy, _) = registry
                 .strategy(component.get_ref(), &config)
                 .map_err(|e| format!("{}: {e}", at(line)))?;
-            let k = strategy
-                .phases()
-                .into_result()
-                .map_err(|e| format!("{}: {e}", at(line)))?;
-            phases.push(k.max(1));
+            let k = phases_of(&strategy).map_err(|e| format!("{}: {e}", at(line)))?;
+            phases.push(k);
             strategies.push((
                 label_name,
                 ComponentRef {
@@ -394,11 +410,8 @@ impl Suite {
         component: ComponentRef,
     ) -> Result<(), String> {
         let (strategy, _) = registry.strategy(&component.name, &component.config)?;
-        let k = strategy
-            .phases()
-            .into_result()
-            .map_err(|e| format!("strategy `{label}`: {e}"))?;
-        self.phases.push(k.max(1));
+        let k = phases_of(&strategy).map_err(|e| format!("strategy `{label}`: {e}"))?;
+        self.phases.push(k);
         self.strategies.push((label.to_string(), component));
         Ok(())
     }

@@ -106,7 +106,7 @@ struct Shared {
 impl Shared {
     fn say(&self, line: &str) {
         if self.multi.is_hidden() {
-            eprintln!("{line}");
+            crate::errln!("{line}");
         } else {
             let _ = self.multi.println(line);
         }
@@ -256,7 +256,7 @@ fn spawn(opts: &PoolOptions, shared: &Shared) -> Result<Worker, String> {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if multi.is_hidden() {
-                eprintln!("{line}");
+                crate::errln!("{line}");
             } else {
                 let _ = multi.println(line);
             }

@@ -63,6 +63,10 @@ impl Default for TrainConfig {
     }
 }
 
+/// The most epochs per phase: with at most `MAX_PHASES` phases an equal-steps budget
+/// (epochs × phases) still fits in a `u32`.
+pub const MAX_EPOCHS: u32 = 1_000_000;
+
 impl TrainConfig {
     /// Rejects values training cannot run with.
     pub fn validate(&self) -> Result<(), String> {
@@ -75,8 +79,11 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return Err("train.batch_size must be at least 1".into());
         }
-        if self.epochs == 0 {
-            return Err("train.epochs must be at least 1".into());
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            return Err(format!(
+                "train.epochs must be 1 to {MAX_EPOCHS}, got {}",
+                self.epochs
+            ));
         }
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(format!(

@@ -56,17 +56,20 @@ impl Data {
     /// Checks `splits` and uploads them to `device`.
     pub fn upload(splits: DataSplits, device: &Device) -> Result<Self, String> {
         let input_shape = splits.input_shape.to_vec();
-        if input_shape.is_empty() || input_shape.len() > 3 {
+        if input_shape.is_empty() || input_shape.len() > 3 || input_shape.contains(&0) {
             return Err(format!(
-                "input shape {input_shape:?} must have 1 to 3 dimensions"
+                "input shape {input_shape:?} must have 1 to 3 dimensions, each at least 1"
             ));
         }
         let upload = |name: &str, split: DataSplit| -> Result<DeviceSplit, String> {
-            let per: usize = input_shape.iter().product();
+            let per = input_shape
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .ok_or_else(|| format!("input shape {input_shape:?} is too large"))?;
             if split.len == 0 {
                 return Err(format!("{name} split is empty"));
             }
-            if split.inputs.len() != split.len * per {
+            if Some(split.inputs.len()) != split.len.checked_mul(per) {
                 return Err(format!(
                     "{name} split: {} input values for {} examples of shape {input_shape:?}",
                     split.inputs.len(),

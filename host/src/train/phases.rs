@@ -20,6 +20,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::device::{Device, B};
+use crate::plugin::registry::phases_of;
 use crate::train::augment::Prefetch;
 use crate::train::config::{TrainConfig, MAX_TRAJECTORY_PARAMS};
 use crate::train::data::{Data, DeviceSplit};
@@ -193,10 +194,7 @@ impl<'a> PhaseLoop<'a> {
             .iter()
             .map(|s| (s.name.to_string(), s.shape.to_vec()))
             .collect();
-        let phases = strategy.phases().into_result().map_err(|e| e.to_string())?;
-        if phases == 0 {
-            return Err(Stop::Failed("strategy declares 0 phases".into()));
-        }
+        let phases = phases_of(strategy)?;
         let steps_total = self.steps_in_phase() * u64::from(phases);
         let mut summaries: Vec<PhaseSummary> = vec![];
         let mut training: Option<Training> = None;

@@ -29,23 +29,36 @@ pub fn locate(dir: &Path, name: &str) -> Result<PathBuf, String> {
 }
 
 /// Reads an IDX file, checking that it holds `expected_dims` dimensions of unsigned bytes and
-/// exactly as many values as its header says.
+/// exactly as many values as its header says. Gzip data is inflated no further than the header
+/// inside it declares, so a small file cannot inflate into gigabytes.
 pub fn read(path: &Path, expected_dims: usize) -> Result<Idx, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| format!("{}: corrupt gzip data: {e}", path.display()))?;
-        out
+        inflate_declared(&bytes, expected_dims)
+            .map_err(|e| format!("{}: corrupt gzip data: {e}", path.display()))?
     } else {
         bytes
     };
     parse(&bytes, expected_dims).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Parses IDX bytes.
-pub fn parse(bytes: &[u8], expected_dims: usize) -> Result<Idx, String> {
+/// Inflates the header of the IDX data inside `gz`, then at most one byte more than the values
+/// it declares (enough for [`parse`] to notice trailing data).
+fn inflate_declared(gz: &[u8], expected_dims: usize) -> std::io::Result<Vec<u8>> {
+    let mut decoder = flate2::read::GzDecoder::new(gz);
+    let mut out = Vec::new();
+    (&mut decoder).take(4 + 4 * expected_dims as u64).read_to_end(&mut out)?;
+    let Ok((dims, _)) = header(&out, expected_dims) else {
+        return Ok(out); // `parse` names what is wrong with the header
+    };
+    let values = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+    let limit = values.map_or(1, |n| n.saturating_add(1));
+    decoder.take(limit).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// The dimensions in an IDX header and the header's length in bytes.
+fn header(bytes: &[u8], expected_dims: usize) -> Result<(Vec<usize>, usize), String> {
     if bytes.len() < 4 {
         return Err("not an IDX file (shorter than its header)".into());
     }
@@ -61,17 +74,25 @@ pub fn parse(bytes: &[u8], expected_dims: usize) -> Result<Idx, String> {
             0x0800 + expected_dims
         ));
     }
-    let header = 4 + 4 * ndims;
-    if bytes.len() < header {
+    let header_len = 4 + 4 * ndims;
+    if bytes.len() < header_len {
         return Err("truncated header".into());
     }
-    let dims: Vec<usize> = (0..ndims)
-        .map(|i| {
-            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap_or_default()) as usize
-        })
+    let dims = bytes[4..header_len]
+        .chunks_exact(4)
+        .map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize)
         .collect();
-    let count: usize = dims.iter().product();
-    let body = &bytes[header..];
+    Ok((dims, header_len))
+}
+
+/// Parses IDX bytes.
+pub fn parse(bytes: &[u8], expected_dims: usize) -> Result<Idx, String> {
+    let (dims, header_len) = header(bytes, expected_dims)?;
+    let count = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("the header's dimensions {dims:?} hold more values than memory"))?;
+    let body = &bytes[header_len..];
     if body.len() != count {
         return Err(format!(
             "{} bytes of data, but the header {dims:?} needs {count} ({})",
@@ -146,8 +167,36 @@ mod tests {
         std::fs::write(&path, gz.finish().unwrap()).unwrap();
         assert_eq!(read(&path, 1).unwrap().dims, vec![7]);
         assert_eq!(locate(dir.path(), "labels").unwrap(), path);
+        // padded gzip content is still refused after the bounded inflation
+        let mut padded = idx_bytes(&[7]);
+        padded.push(0);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&padded).unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        assert!(read(&path, 1).unwrap_err().contains("trailing data"));
         assert!(locate(dir.path(), "images")
             .unwrap_err()
             .contains("missing"));
+    }
+
+    #[test]
+    fn rejects_dimensions_whose_product_overflows() {
+        let mut bytes = vec![0, 0, 8, 3];
+        [u32::MAX, u32::MAX, u32::MAX]
+            .iter()
+            .for_each(|d| bytes.extend(d.to_be_bytes()));
+        assert!(parse(&bytes, 3).unwrap_err().contains("more values than memory"));
+    }
+
+    #[test]
+    fn inflates_no_further_than_the_header_declares() {
+        use std::io::Write;
+        // a 10-value labels header followed by 64 MiB of zeros: compresses to ~64 KiB
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&idx_bytes(&[10])).unwrap();
+        gz.write_all(&vec![0u8; 64 << 20]).unwrap();
+        let inflated = inflate_declared(&gz.finish().unwrap(), 1).unwrap();
+        assert_eq!(inflated.len(), 8 + 10 + 1);
+        assert!(parse(&inflated, 1).unwrap_err().contains("trailing data"));
     }
 }

@@ -99,6 +99,13 @@ impl<V: Variant> Mnist<V> {
             &idx::locate(dir, &format!("{prefix}-labels-idx1-ubyte"))?,
             1,
         )?;
+        if images.dims[1] == 0 || images.dims[2] == 0 || images.dims[0] == 0 {
+            return Err(format!(
+                "{prefix} images: the file holds {} images of {}×{} pixels; need at least one image of at least 1×1",
+                images.dims[0], images.dims[1], images.dims[2]
+            )
+            .into());
+        }
         if images.dims[0] != labels.dims[0] {
             return Err(format!(
                 "{prefix} files disagree: {} images but {} labels",
