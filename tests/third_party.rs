@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use pn_tests::{build_external, plugin, root, run_host, stderr};
+use pn_tests::{assert_one_line_error, build_external, plugin, root, run_host, stderr};
 
 fn api() -> std::path::PathBuf {
     root().join("plugin-api")
@@ -227,10 +227,17 @@ fn failures_inside_plugins_fail_the_run_not_the_process() {
             "bad_result",
             "strategy phase_result: a flat parameter vector has 1 values",
         ),
-        ("abort", "the run's process was killed by signal 6"),
+        (
+            "abort",
+            "the working process was killed by signal 6 (a crash in a plugin's native code, or out of memory); no result was written",
+        ),
         (
             "exit",
-            "the run's process exited with status 0 before the run finished",
+            "the working process exited with status 0 before pn-host finished",
+        ),
+        (
+            "hang",
+            "timed out: the run took longer than its limit of 1 s (train.timeout)",
         ),
     ] {
         let set = format!("strategy.fail={fail:?}");
@@ -246,6 +253,8 @@ fn failures_inside_plugins_fail_the_run_not_the_process() {
             &set,
             "--set",
             "train.epochs=1",
+            "--set",
+            "train.timeout=1",
             "--out",
             "out",
         ];
@@ -268,14 +277,7 @@ fn failures_inside_plugins_fail_the_run_not_the_process() {
 fn a_plugin_that_crashes_its_worker_fails_that_run_and_the_suite_goes_on() {
     let fixture = root().join("tests").join("fixtures").join("faulty_plugin");
     let (dir, so) = build_external(&fixture, &api(), |_, text| text);
-    let suite = pn_tests::TINY_SUITE
-        .replace("seeds = 4", "seeds = 2")
-        .replace("epochs = 250", "epochs = 5")
-        .replace(
-            "[strategies.full_persistent]\nconfig = { phases = 2 }",
-            "[strategies.faulty]\nconfig = { fail = \"abort\" }",
-        );
-    std::fs::write(dir.path().join("suite.toml"), suite).unwrap();
+    faulty_suite(dir.path(), "abort");
     let plugins = root().join("plugins").display().to_string();
     let so = so.display().to_string();
     let run = |extra: &[&str]| {
@@ -325,4 +327,76 @@ fn a_plugin_that_crashes_its_worker_fails_that_run_and_the_suite_goes_on() {
     assert!(stderr(&out).contains("0 runs to do"), "{}", stderr(&out));
     let out = run(&["--retry-failed"]);
     assert!(stderr(&out).contains("2 runs to do"), "{}", stderr(&out));
+}
+
+/// The tiny suite with `faulty` (failing as `fail` says) in place of `full_persistent`, two
+/// seeds of 5 epochs, written to `dir/suite.toml`.
+fn faulty_suite(dir: &Path, fail: &str) {
+    let suite = pn_tests::TINY_SUITE
+        .replace("seeds = 4", "seeds = 2")
+        .replace("epochs = 250", "epochs = 5")
+        .replace(
+            "[strategies.full_persistent]\nconfig = { phases = 2 }",
+            &format!("[strategies.faulty]\nconfig = {{ fail = {fail:?} }}"),
+        );
+    std::fs::write(dir.join("suite.toml"), suite).unwrap();
+}
+
+#[test]
+fn a_crash_while_a_suite_file_is_checked_is_one_line_and_no_run_starts() {
+    let fixture = root().join("tests").join("fixtures").join("faulty_plugin");
+    let (dir, so) = build_external(&fixture, &api(), |_, text| text);
+    faulty_suite(dir.path(), "abort_in_new");
+    let plugins = root().join("plugins").display().to_string();
+    let so = so.display().to_string();
+    let args = [
+        "--plugin", &so, "--plugin-dir", &plugins, "suite", "run", "suite.toml", "--out", "out",
+    ];
+    let out = run_host(dir.path(), &args);
+    assert_one_line_error(&out, "the working process was killed by signal 6");
+    assert!(stderr(&out).contains("finished runs are kept"), "{}", stderr(&out));
+    assert!(!dir.path().join("out").join("runs").exists());
+}
+
+#[test]
+fn a_hanging_run_times_out_and_printed_lines_cannot_pass_for_results() {
+    let fixture = root().join("tests").join("fixtures").join("faulty_plugin");
+    let (dir, so) = build_external(&fixture, &api(), |_, text| text);
+    let plugins = root().join("plugins").display().to_string();
+    let so = so.display().to_string();
+    let run = |out: &str| {
+        let args = [
+            "--plugin", &so, "--plugin-dir", &plugins, "-q", "suite", "run", "suite.toml",
+            "--out", out, "--jobs", "1", "--timeout", "2",
+        ];
+        run_host(dir.path(), &args)
+    };
+    faulty_suite(dir.path(), "hang");
+    let started = std::time::Instant::now();
+    let out = run("hang");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let record = |suite: &str, id: &str| -> serde_json::Value {
+        let path = dir.path().join(suite).join("runs").join(id).join("run.json");
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    for seed in [0, 1] {
+        let hung = record("hang", &format!("student.faulty.seed{seed}"));
+        assert_eq!(hung["status"], "failed");
+        let message = hung["message"].as_str().unwrap();
+        assert!(message.contains("timed out"), "{message}");
+        let id = format!("student.baseline.seed{seed}");
+        assert_eq!(record("hang", &id)["status"], "completed");
+    }
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+
+    // a plugin printing an event-shaped line on stdout: the line is a log line, not a result
+    faulty_suite(dir.path(), "print_events");
+    let out = run("print");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("error: spoofed"), "{err}");
+    for seed in [0, 1] {
+        let id = format!("student.faulty.seed{seed}");
+        assert_eq!(record("print", &id)["status"], "completed");
+    }
 }

@@ -48,9 +48,9 @@ pub struct CompareArgs {
     /// The suite directory (default: runs/default).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Runs at a time, each in its own worker process (default: the number of CPUs).
-    #[arg(long)]
-    pub jobs: Option<usize>,
+    /// Worker processes and time limits.
+    #[command(flatten)]
+    pub pool: PoolArgs,
 }
 
 #[derive(Subcommand)]
@@ -146,9 +146,9 @@ pub struct SuiteRunArgs {
     /// The suite directory (default: runs/<suite name>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Runs at a time, each in its own worker process (default: the number of CPUs).
-    #[arg(long)]
-    pub jobs: Option<usize>,
+    /// Worker processes and time limits.
+    #[command(flatten)]
+    pub pool: PoolArgs,
     /// Run only shard I of N (from 1), e.g. `--shard 2/8`; shards share the suite directory.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
@@ -238,4 +238,16 @@ pub fn global_args(global: &Global) -> Vec<String> {
         args.push("-v".into());
     }
     args
+}
+
+/// How a suite's runs execute.
+#[derive(Args)]
+pub struct PoolArgs {
+    /// Runs at a time, each in its own worker process (default: the number of CPUs).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Seconds a run may take where its `train.timeout` is unset; a run that takes longer is
+    /// stopped and recorded as failed (default: no limit).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
 }

@@ -7,9 +7,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{
-    global_args, plugin_dirs, Cli, Command, CompareArgs, Global, NewKind, PluginsCommand, RunArgs,
+    global_args, plugin_dirs, Cli, Command, CompareArgs, Global, NewKind, PluginsCommand, PoolArgs,
+    RunArgs,
     SuiteCommand,
 };
+use pn_host::containment;
 use pn_host::plugin::registry::{plugins_in, Kind, Registry};
 use pn_host::progress::{finish, Bar};
 use pn_host::report;
@@ -48,7 +50,7 @@ fn execute_and_save(
 fn compare(registry: &Registry, global: &Global, args: &CompareArgs) -> Result<bool, String> {
     let suite = suite::default::default_comparison(registry, &global.plugins, args.seeds)?;
     let out = args.out.clone().unwrap_or_else(|| "runs/default".into());
-    run_suite(registry, global, suite, &out, args.jobs, None, false)
+    run_suite(registry, global, suite, &out, &args.pool, None, false)
 }
 
 fn read_suite(registry: &Registry, file: &std::path::Path) -> Result<Suite, String> {
@@ -62,14 +64,17 @@ fn run_suite(
     global: &Global,
     suite: Suite,
     out: &std::path::Path,
-    jobs: Option<usize>,
+    pool: &PoolArgs,
     shard: Option<(usize, usize)>,
     retry_failed: bool,
 ) -> Result<bool, String> {
     let options = SuiteOptions {
         out: out.to_path_buf(),
         device: global.device.clone(),
-        jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        jobs: pool
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        timeout: pool.timeout.map(seconds).transpose()?,
         shard,
         retry_failed,
         quiet: global.quiet,
@@ -93,6 +98,14 @@ fn run_suite(
     Ok(result.all_completed)
 }
 
+/// A `--timeout` value as a duration.
+fn seconds(value: f64) -> Result<std::time::Duration, String> {
+    std::time::Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("--timeout must be a positive number of seconds, got {value}"))
+}
+
 fn suite_command(
     registry: &Registry,
     global: &Global,
@@ -111,7 +124,7 @@ fn suite_command(
                 global,
                 suite,
                 &out,
-                args.jobs,
+                &args.pool,
                 shard,
                 args.retry_failed,
             )
@@ -169,6 +182,15 @@ fn run(registry: &Registry, global: &Global, args: &RunArgs) -> Result<bool, Str
     registry.model(&config.model.name, &config.model.config)?;
     registry.dataset(&config.dataset.name, &config.dataset.config)?;
     let device = pn_host::device::parse_device(&global.device)?;
+    if config.train.timeout > 0.0 {
+        containment::exit_after(
+            std::time::Duration::from_secs_f64(config.train.timeout),
+            format!(
+                "timed out: the run took longer than its limit of {} s (train.timeout); no result was written",
+                config.train.timeout
+            ),
+        );
+    }
     let data = run::load_data(registry, &config.dataset, &device)?;
     let dir = run::job_dir(&args.out, "run")?;
     let record = execute_and_save(registry, &config, &data, global, &dir)?;
@@ -263,14 +285,30 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
     }
 }
 
-/// Set in the child process of a contained `pn-host run`: the file it creates once the host
-/// itself has finished (see [`contained`]).
-const FINISHED_MARKER: &str = "PN_RUN_FINISHED_MARKER";
+/// What survives when the process that runs plugin code for `command` crashes; `None` for
+/// commands that run no plugin code (or are already a child: suite workers).
+fn kept_after_crash(command: &Option<Command>) -> Option<&'static str> {
+    match command {
+        Some(Command::Run(_)) => Some("no result was written"),
+        None | Some(Command::Suite(SuiteCommand::Run(_))) => {
+            Some("finished runs are kept, and running the same command again resumes")
+        }
+        Some(Command::Plugins(_) | Command::Surface { .. } | Command::Bench { .. }) => {
+            Some("nothing was written")
+        }
+        Some(Command::Suite(SuiteCommand::Slurm(_))) => Some("no scripts were written"),
+        Some(Command::New { .. })
+        | Some(Command::Suite(SuiteCommand::Report { .. } | SuiteCommand::Worker { .. })) => None,
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Some(Command::Run(_))) && std::env::var_os(FINISHED_MARKER).is_none() {
-        return contained();
+    let is_child = containment::is_child();
+    if let Some(kept) = kept_after_crash(&cli.command) {
+        if !is_child {
+            return containment::run_contained(kept);
+        }
     }
     pn_host::quiet_panics();
     let code = match std::panic::catch_unwind(|| main_inner(cli)) {
@@ -287,44 +325,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     };
-    if let Some(marker) = std::env::var_os(FINISHED_MARKER) {
-        let _ = std::fs::write(marker, b"");
-    }
+    containment::mark_finished();
     code
-}
-
-/// Runs this same `pn-host run` command in a child process: plugins are native code, and one
-/// that aborts, segfaults or ends the process would otherwise take pn-host down without a word.
-/// The child creates a marker file when the host itself finishes, so an exit that skipped it is
-/// recognised too.
-fn contained() -> ExitCode {
-    let fail = |message: String| {
-        pn_host::errln!("error: {message}");
-        ExitCode::from(1)
-    };
-    let marker = std::env::temp_dir().join(format!("pn-run-{}.finished", std::process::id()));
-    let _ = std::fs::remove_file(&marker);
-    let status = std::env::current_exe().and_then(|exe| {
-        std::process::Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .env(FINISHED_MARKER, &marker)
-            .status()
-    });
-    let finished = std::fs::remove_file(&marker).is_ok();
-    match status {
-        Err(e) => fail(format!("cannot start the run's process: {e}")),
-        Ok(status) => match (status.code(), finished) {
-            (Some(code), true) => ExitCode::from(code.clamp(0, 255) as u8),
-            (Some(code), false) => fail(format!(
-                "the run's process exited with status {code} before the run finished (a plugin ended the process); no result was written"
-            )),
-            (None, _) => {
-                use std::os::unix::process::ExitStatusExt;
-                let signal = status.signal().unwrap_or(0);
-                fail(format!(
-                    "the run's process was killed by signal {signal} (a crash in a plugin's native code, or out of memory); no result was written"
-                ))
-            }
-        },
-    }
 }

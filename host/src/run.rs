@@ -115,6 +115,7 @@ pub fn apply_set(config: &mut RunConfig, assignment: &str) -> Result<(), String>
             if let Some(table) = train.as_object_mut() {
                 table.entry("holdout").or_insert(Value::from(0.0));
                 table.entry("augment").or_insert(Value::Null);
+                table.entry("timeout").or_insert(Value::from(0.0));
             }
             train = merge_config(&train, &serde_json::json!({ key: value }), "train")?;
             config.train =

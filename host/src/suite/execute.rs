@@ -27,6 +27,8 @@ pub struct SuiteOptions {
     pub quiet: bool,
     /// The `pn-host` flags a worker needs to load the same plugins and device.
     pub worker_flags: Vec<String>,
+    /// The time limit of a run whose `train.timeout` is unset.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// What executing a suite left.
@@ -91,6 +93,7 @@ pub fn execute(
         worker_args,
         jobs: opts.jobs,
         quiet: opts.quiet,
+        timeout: opts.timeout,
     };
     let record_crash = |run: &PlannedRun, message: &str| {
         let (record, outcome) = run::failed(registry, &run.config, &opts.device, message.into());

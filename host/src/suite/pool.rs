@@ -3,13 +3,20 @@
 //! Plugins are native code: a segfault or an abort inside one cannot be caught, so every run
 //! executes in a worker process (`pn-host suite worker DIR`). A worker loads the plugins once,
 //! keeps loaded data sets, and takes runs one by one as JSON lines on stdin; it writes each run's
-//! folder itself and answers with JSON-line events on stdout. If a worker dies, its run is
-//! recorded as failed and a fresh worker takes the next one. Workers die with their parent.
+//! folder itself and answers with JSON-line events on a pipe of their own (file descriptor
+//! [`EVENTS_FD`]), so that nothing a plugin prints can pass for one; the worker's stdout and
+//! stderr become log lines. If a worker dies, or a run takes longer than its time limit (the
+//! worker is then killed), the run is recorded as failed and a fresh worker takes the next one.
+//! Workers die with their parent.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader, PipeReader, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +30,9 @@ use crate::run;
 use crate::suite::PlannedRun;
 use crate::train::data::Data;
 use crate::train::{Observer, Status};
+
+/// The file descriptor on which a worker writes its events.
+pub const EVENTS_FD: i32 = 3;
 
 /// What a worker tells its parent, one JSON object per line.
 #[derive(Debug, Serialize, Deserialize)]
@@ -87,12 +97,22 @@ pub struct PoolOptions {
     pub jobs: usize,
     /// No progress bars or per-run lines (failures are still printed).
     pub quiet: bool,
+    /// The time limit of a run whose `train.timeout` is unset (`None`: no limit).
+    pub timeout: Option<Duration>,
 }
 
 struct Worker {
     child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    events: Receiver<Event>,
+}
+
+/// Why a run has no result from its worker.
+enum Lost {
+    /// The worker died (or closed its pipe); the text adds detail to the exit.
+    Died(String),
+    /// The run passed its time limit.
+    TimedOut(Duration),
 }
 
 struct Shared {
@@ -190,9 +210,10 @@ fn slot(
         let w = worker.as_mut().expect("started above");
         bar.set_prefix(run.id.clone());
         bar.set_position(0);
-        let report = match feed(w, &run, &bar) {
+        let limit = time_limit(&run, opts);
+        let report = match feed(w, &run, &bar, limit) {
             Ok(report) => report,
-            Err(message) => {
+            Err(lost) => {
                 let mut dead = worker.take().expect("started above");
                 let _ = dead.child.kill();
                 let how = dead
@@ -200,7 +221,15 @@ fn slot(
                     .wait()
                     .map(describe_exit)
                     .unwrap_or_else(|e| e.to_string());
-                let message = format!("the worker process died during this run ({how}{message})");
+                let message = match lost {
+                    Lost::Died(detail) => {
+                        format!("the worker process died during this run ({how}{detail})")
+                    }
+                    Lost::TimedOut(limit) => format!(
+                        "timed out: the run took longer than its limit of {} s (train.timeout, or suite run --timeout), and its worker was stopped",
+                        limit.as_secs_f64()
+                    ),
+                };
                 on_crash(&run, &message)?;
                 RunReport {
                     id: run.id.clone(),
@@ -232,6 +261,14 @@ fn slot(
     Ok(())
 }
 
+/// The run's time limit: its `train.timeout`, else the pool's.
+fn time_limit(run: &PlannedRun, opts: &PoolOptions) -> Option<Duration> {
+    match run.config.train.timeout {
+        t if t > 0.0 => Some(Duration::from_secs_f64(t)),
+        _ => opts.timeout,
+    }
+}
+
 fn describe_exit(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
@@ -242,19 +279,39 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 }
 
 fn spawn(opts: &PoolOptions, shared: &Shared) -> Result<Worker, String> {
-    let mut child = Command::new(&opts.exe)
+    let cannot = |e: std::io::Error| format!("cannot start a worker ({}): {e}", opts.exe.display());
+    let (events_in, events_out) = std::io::pipe().map_err(cannot)?;
+    let (log_in, log_out) = std::io::pipe().map_err(cannot)?;
+    let events_fd = events_out.as_raw_fd();
+    let mut command = Command::new(&opts.exe);
+    command
         .args(&opts.worker_args)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start a worker ({}): {e}", opts.exe.display()))?;
+        .stdout(log_out.try_clone().map_err(cannot)?)
+        .stderr(log_out);
+    // SAFETY: between fork and exec only dup2 or fcntl, which are async-signal-safe; the copy on
+    // EVENTS_FD has no close-on-exec flag, so the worker inherits it.
+    unsafe {
+        command.pre_exec(move || {
+            let copied = if events_fd == EVENTS_FD {
+                libc::fcntl(EVENTS_FD, libc::F_SETFD, 0) // already there: keep it across exec
+            } else {
+                libc::dup2(events_fd, EVENTS_FD)
+            };
+            if copied < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let spawned = command.spawn();
+    drop(command); // the parent's copies of the write ends: the pipes end when the worker does
+    drop(events_out);
+    let mut child = spawned.map_err(cannot)?;
     let stdin = child.stdin.take().expect("piped");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-    let stderr = child.stderr.take().expect("piped");
     let multi = shared.multi.clone();
     std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in BufReader::new(log_in).lines().map_while(Result::ok) {
             if multi.is_hidden() {
                 crate::errln!("{line}");
             } else {
@@ -262,11 +319,12 @@ fn spawn(opts: &PoolOptions, shared: &Shared) -> Result<Worker, String> {
             }
         }
     });
-    match read_event(&mut stdout) {
-        Some(Event::Ready) => Ok(Worker {
+    let events = forward_events(events_in);
+    match events.recv() {
+        Ok(Event::Ready) => Ok(Worker {
             child,
             stdin,
-            stdout,
+            events,
         }),
         _ => {
             let how = child.wait().map(describe_exit).unwrap_or_default();
@@ -275,38 +333,57 @@ fn spawn(opts: &PoolOptions, shared: &Shared) -> Result<Worker, String> {
     }
 }
 
-fn read_event(stdout: &mut BufReader<ChildStdout>) -> Option<Event> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if stdout.read_line(&mut line).ok()? == 0 {
-            return None;
+/// Reads a worker's events on a thread of their own; the channel closes when the pipe does.
+fn forward_events(pipe: PipeReader) -> Receiver<Event> {
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let Ok(event) = serde_json::from_str(line.trim()) else {
+                break; // the pipe carries only events: anything else is a broken worker
+            };
+            if send.send(event).is_err() {
+                break;
+            }
         }
-        // Anything that is not an event (a plugin printing to stdout) is skipped.
-        if let Ok(event) = serde_json::from_str(line.trim()) {
-            return Some(event);
-        }
-    }
+    });
+    receive
 }
 
-/// Sends one run and waits for its result; `Err` when the worker died.
-fn feed(w: &mut Worker, run: &PlannedRun, bar: &ProgressBar) -> Result<RunReport, String> {
-    let json = serde_json::to_string(run).map_err(|e| e.to_string())?;
+/// Sends one run and waits for its result, at most `limit`.
+fn feed(
+    w: &mut Worker,
+    run: &PlannedRun,
+    bar: &ProgressBar,
+    limit: Option<Duration>,
+) -> Result<RunReport, Lost> {
+    let json = serde_json::to_string(run).map_err(|e| Lost::Died(format!(", {e}")))?;
     writeln!(w.stdin, "{json}")
         .and_then(|_| w.stdin.flush())
-        .map_err(|e| format!(", {e}"))?;
+        .map_err(|e| Lost::Died(format!(", {e}")))?;
+    let deadline = limit.map(|l| (Instant::now() + l, l));
     loop {
-        match read_event(&mut w.stdout) {
-            Some(Event::Progress { done, total }) => {
+        let event = match deadline {
+            Some((at, limit)) => match w
+                .events
+                .recv_timeout(at.saturating_duration_since(Instant::now()))
+            {
+                Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) => return Err(Lost::TimedOut(limit)),
+                Err(RecvTimeoutError::Disconnected) => return Err(Lost::Died(String::new())),
+            },
+            None => w.events.recv().map_err(|_| Lost::Died(String::new()))?,
+        };
+        match event {
+            Event::Progress { done, total } => {
                 bar.set_length(total);
                 bar.set_position(done);
             }
-            Some(Event::Finished {
+            Event::Finished {
                 status,
                 line,
                 train_s,
                 busy_s,
-            }) => {
+            } => {
                 return Ok(RunReport {
                     id: run.id.clone(),
                     status,
@@ -315,31 +392,53 @@ fn feed(w: &mut Worker, run: &PlannedRun, bar: &ProgressBar) -> Result<RunReport
                     busy_s,
                 })
             }
-            Some(Event::Ready) => {}
-            None => return Err(String::new()),
+            Event::Ready => {}
         }
+    }
+}
+
+/// The worker's end of the events pipe.
+struct Events(File);
+
+impl Events {
+    /// Takes over [`EVENTS_FD`], which the parent opened.
+    fn open() -> Result<Self, String> {
+        // SAFETY: fcntl(F_GETFD) only asks whether the descriptor is open.
+        if unsafe { libc::fcntl(EVENTS_FD, libc::F_GETFD) } < 0 {
+            return Err("`suite worker` is started by `suite run`, not by hand".into());
+        }
+        // SAFETY: the descriptor is open, and nothing else in this process uses it.
+        Ok(Events(unsafe { File::from_raw_fd(EVENTS_FD) }))
+    }
+
+    fn emit(&mut self, event: &Event) {
+        if let Ok(json) = serde_json::to_string(event) {
+            let _ = writeln!(self.0, "{json}");
+        }
+    }
+
+    fn finished(&mut self, run: &PlannedRun, record: &run::RunRecord, started: Instant) {
+        self.emit(&Event::Finished {
+            status: record.status,
+            line: run::describe(&run.id, record),
+            train_s: record.wall_time_s,
+            busy_s: started.elapsed().as_secs_f64(),
+        });
     }
 }
 
 /// Reports progress to the parent at most every 100 ms.
-struct Reporter {
+struct Reporter<'a> {
+    events: &'a mut Events,
     last: Instant,
 }
 
-impl Observer for Reporter {
+impl Observer for Reporter<'_> {
     fn step(&mut self, _phase: u32, done: u64, total: u64) {
         if self.last.elapsed() > Duration::from_millis(100) || done == total {
             self.last = Instant::now();
-            emit(&Event::Progress { done, total });
+            self.events.emit(&Event::Progress { done, total });
         }
-    }
-}
-
-fn emit(event: &Event) {
-    let mut out = std::io::stdout().lock();
-    if let Ok(json) = serde_json::to_string(event) {
-        let _ = writeln!(out, "{json}");
-        let _ = out.flush();
     }
 }
 
@@ -350,9 +449,10 @@ pub fn worker(registry: &Registry, store: &Store, device_name: &str) -> Result<(
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
+    let mut events = Events::open()?;
     let device = parse_device(device_name)?;
     let mut data_sets: HashMap<String, Data> = HashMap::new();
-    emit(&Event::Ready);
+    events.emit(&Event::Ready);
     for line in std::io::stdin().lock().lines() {
         let line = line.map_err(|e| e.to_string())?;
         let run: PlannedRun =
@@ -361,7 +461,7 @@ pub fn worker(registry: &Registry, store: &Store, device_name: &str) -> Result<(
         let _lock = store.lock_run(&run.id)?;
         // Another process may have finished it since the parent planned it.
         if let RunState::Finished(record) = store.state(&run, Some(registry)) {
-            finished(&run, &record, started);
+            events.finished(&run, &record, started);
             continue;
         }
         let key = format!("{}{}", run.config.dataset.name, run.config.dataset.config);
@@ -373,12 +473,13 @@ pub fn worker(registry: &Registry, store: &Store, device_name: &str) -> Result<(
                 Err(e) => {
                     let (record, outcome) = run::failed(registry, &run.config, device_name, e);
                     store.write_run(&run, &record, &outcome)?;
-                    finished(&run, &record, started);
+                    events.finished(&run, &record, started);
                     continue;
                 }
             }
         }
         let mut reporter = Reporter {
+            events: &mut events,
             last: Instant::now(),
         };
         let (record, outcome) = run::execute(
@@ -389,16 +490,7 @@ pub fn worker(registry: &Registry, store: &Store, device_name: &str) -> Result<(
             &mut reporter,
         );
         store.write_run(&run, &record, &outcome)?;
-        finished(&run, &record, started);
+        events.finished(&run, &record, started);
     }
     Ok(())
-}
-
-fn finished(run: &PlannedRun, record: &run::RunRecord, started: Instant) {
-    emit(&Event::Finished {
-        status: record.status,
-        line: run::describe(&run.id, record),
-        train_s: record.wall_time_s,
-        busy_s: started.elapsed().as_secs_f64(),
-    });
 }

@@ -43,6 +43,10 @@ pub struct TrainConfig {
     /// default. See [`crate::train::augment`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub augment: Option<Augment>,
+    /// Seconds a run may take before it is stopped and recorded as failed (`timed out`);
+    /// 0, the default, for no limit of its own (a suite's `--timeout` then applies).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub timeout: f64,
 }
 
 /// The largest model whose trajectory can be recorded.
@@ -59,6 +63,7 @@ impl Default for TrainConfig {
             record_every: 0,
             holdout: 0.0,
             augment: None,
+            timeout: 0.0,
         }
     }
 }
@@ -101,6 +106,12 @@ impl TrainConfig {
             return Err(format!(
                 "train.weight_decay must be a finite number ≥ 0, got {}",
                 self.weight_decay
+            ));
+        }
+        if !(self.timeout >= 0.0 && self.timeout.is_finite()) {
+            return Err(format!(
+                "train.timeout must be a number of seconds ≥ 0 (0: no limit), got {}",
+                self.timeout
             ));
         }
         Ok(())
