@@ -121,7 +121,7 @@ fn suite_command(
             let report = report::write(&store)?;
             println!("{}", report.table());
             println!("report: {}", report::markdown_path(dir).display());
-            Ok(report.missing == 0)
+            Ok(report.missing.is_empty())
         }
         SuiteCommand::Slurm(args) => {
             let suite = read_suite(registry, &args.file)?;

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::results::{Sharding, Store};
 use crate::suite::Suite;
 
 /// What the scripts need to know.
@@ -31,7 +32,8 @@ fn absolute(path: &Path) -> Result<PathBuf, String> {
     std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn quote(s: &str) -> String {
+/// `s` as one shell word.
+pub fn quote(s: &str) -> String {
     if s.chars()
         .all(|c| c.is_ascii_alphanumeric() || "/._-:=+,".contains(c))
     {
@@ -55,6 +57,10 @@ pub fn write(s: &Slurm) -> Result<PathBuf, String> {
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let dir = out.join("slurm");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Store::create(&out)?.write_sharding(&Sharding {
+        shards: s.shards,
+        slurm: true,
+    })?;
     let globals: Vec<String> = s.global_args.iter().map(|a| quote(a)).collect();
     let pn = format!(
         "{} {}",
