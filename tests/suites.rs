@@ -453,3 +453,47 @@ fn a_partial_report_names_the_missing_runs_their_shard_and_how_to_rerun_it() {
         summary_without_times(&slurm)
     );
 }
+
+#[test]
+fn suite_slurm_warns_when_no_node_of_the_partition_has_the_cpus_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_suite(tmp.path(), TINY_SUITE);
+    // A stand-in for Slurm's `sinfo`: one line per node, partition (default starred) and CPUs.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let sinfo = bin.join("sinfo");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let slurm = |lines: &str, extra: &[&str]| {
+        std::fs::write(&sinfo, format!("#!/bin/sh\n{lines}\n")).unwrap();
+        let mut perms = std::fs::metadata(&sinfo).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&sinfo, perms).unwrap();
+        let out = Command::new(pn_host())
+            .current_dir(root())
+            .env("PATH", &path)
+            .args(["suite", "slurm", &file, "--out"])
+            .arg(tmp.path().join("out"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(tmp.path().join("out/slurm/array.sbatch").is_file());
+        stderr(&out)
+    };
+    let nodes = "printf 'debug* 2\\ndebug* 2\\nbig 8\\n'";
+    let warned = slurm(nodes, &[]);
+    assert!(
+        warned.contains("warning: --cpus-per-task 4 exceeds the CPUs of every node in partition `debug` (at most 2)"),
+        "{warned}"
+    );
+    assert_eq!(warned.lines().count(), 1, "{warned}");
+    assert_eq!(slurm(nodes, &["--cpus-per-task", "2"]), "");
+    assert_eq!(slurm(nodes, &["--partition", "big"]), "");
+    let warned = slurm(nodes, &["--partition", "big", "--cpus-per-task", "9"]);
+    assert!(warned.contains("partition `big` (at most 8)"), "{warned}");
+    // Without a usable answer from sinfo, no warning.
+    assert_eq!(
+        slurm("echo 'cannot reach the controller' >&2; exit 1", &[]),
+        ""
+    );
+}

@@ -129,6 +129,10 @@ fn suite_command(
                 .out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("runs").join(&suite.name));
+            if let Some(warning) = slurm::cpu_warning(args.cpus_per_task, args.partition.as_deref())
+            {
+                eprintln!("warning: {warning}");
+            }
             let dir = slurm::write(&slurm::Slurm {
                 suite: &suite,
                 file: &args.file,
