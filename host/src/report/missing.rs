@@ -61,11 +61,6 @@ impl Missing {
         self.runs.is_empty()
     }
 
-    /// The shards (from 1) that have missing runs; empty when the plan is not sharded.
-    pub fn shards(&self) -> Vec<usize> {
-        self.groups().into_keys().flatten().collect()
-    }
-
     /// The missing run ids per shard (one group, `None`, when the plan is not sharded).
     fn groups(&self) -> BTreeMap<Option<usize>, Vec<&str>> {
         let mut groups: BTreeMap<Option<usize>, Vec<&str>> = BTreeMap::new();
@@ -156,5 +151,77 @@ impl Missing {
             ))
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn missing(count: usize, sharding: Option<Sharding>) -> Missing {
+        Missing {
+            runs: (0..count)
+                .map(|k| (format!("run{k}"), sharding.map(|s| shard_of(k, s.shards))))
+                .collect(),
+            sharding,
+            dir: "/suites/my suite".into(),
+        }
+    }
+
+    #[test]
+    fn the_terminal_names_a_few_runs_per_shard_and_report_md_all() {
+        let m = missing(
+            20,
+            Some(Sharding {
+                shards: 2,
+                slurm: true,
+            }),
+        );
+        let terminal = m.text(Style::Terminal);
+        assert!(
+            terminal.starts_with("20 planned runs have no result yet.\n"),
+            "{terminal}"
+        );
+        assert!(
+            terminal.contains(
+                "  shard 1 of 2 (10 runs): run0, run2, run4, run6, run8, run10, and 4 more"
+            ),
+            "{terminal}"
+        );
+        assert!(!terminal.contains("run12"), "{terminal}");
+        assert!(
+            terminal.contains(
+                "    rerun the shard: sbatch --array=2 '/suites/my suite/slurm/array.sbatch'\n"
+            ),
+            "{terminal}"
+        );
+        assert!(
+            terminal.ends_with("Then report again: pn-host suite report '/suites/my suite'\n"),
+            "{terminal}"
+        );
+        let markdown = m.text(Style::Markdown);
+        for k in 0..20 {
+            assert!(markdown.contains(&format!("`run{k}`")), "{markdown}");
+        }
+        assert!(!markdown.contains("more"), "{markdown}");
+    }
+
+    #[test]
+    fn without_shards_the_whole_suite_reruns() {
+        let by_hand = missing(
+            1,
+            Some(Sharding {
+                shards: 3,
+                slurm: false,
+            }),
+        );
+        assert_eq!(
+            by_hand.rerun(Some(1)),
+            "pn-host suite run '/suites/my suite/suite.toml' --out '/suites/my suite' --shard 1/3"
+        );
+        let whole = missing(1, None);
+        let text = whole.text(Style::Terminal);
+        assert!(text.starts_with("1 planned run has no result yet.\n  runs: run0\n    rerun them: pn-host suite run '/suites/my suite/suite.toml' --out '/suites/my suite'\n"), "{text}");
+        assert_eq!(missing(0, None).text(Style::Terminal), "");
     }
 }
