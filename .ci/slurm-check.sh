@@ -40,7 +40,7 @@ stop_daemons() {
     done
 }
 fail() {
-    echo "error: slurm check: $*" >&2
+    echo "error: slurm check: $* (its files are in $work)" >&2
     for log in "$work"/slurmctld.log "$work"/slurmd.log; do
         [[ -f $log ]] && { echo "--- $log (tail)" >&2; tail -n 20 "$log" >&2; }
     done
@@ -120,9 +120,9 @@ reference=$(summary "$work/whole")
 bash "$work/sharded/slurm/submit.sh" >/dev/null
 wait_queue 600
 for i in 1 2 3; do
-    [[ -s $work/sharded/slurm/shard-$i.log ]] || fail "no log of array task $i"
+    grep -qs "shard $i/3 done" "$work/sharded/slurm/shard-$i.log" ||
+        fail "array task $i did not finish (slurm/shard-$i.log)"
 done
-grep -q "shard 3/3 done" "$work/sharded/slurm/shard-3.log" || fail "task 3 did not finish"
 [[ -f $work/sharded/slurm/report.log ]] || fail "the report job did not run"
 [[ $(summary "$work/sharded") == "$reference" ]] ||
     fail "the sharded report differs from the unsharded one"
