@@ -57,6 +57,38 @@ fn write_suite(dir: &Path, text: &str) -> String {
     file.display().to_string()
 }
 
+/// Writes the Slurm scripts of suite `file` for `shards` tasks of one CPU, the suite directory
+/// being `out`; returns the scripts' folder.
+fn write_slurm(file: &str, out: &Path, shards: usize) -> PathBuf {
+    let result = run_host(
+        &root(),
+        &[
+            "suite",
+            "slurm",
+            file,
+            "--shards",
+            &shards.to_string(),
+            "--out",
+            &out.display().to_string(),
+            "--cpus-per-task",
+            "1",
+        ],
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    out.join("slurm")
+}
+
+/// Runs array task `task` of the scripts in `scripts` as Slurm would, without Slurm.
+fn array_task(scripts: &Path, task: usize) {
+    let out = Command::new("bash")
+        .arg(scripts.join("array.sbatch"))
+        .env("SLURM_ARRAY_TASK_ID", task.to_string())
+        .env("SLURM_CPUS_PER_TASK", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "shard {task}: {}", stderr(&out));
+}
+
 #[test]
 fn a_killed_suite_resumes_and_shards_merge_into_the_same_report() {
     let tmp = tempfile::tempdir().unwrap();
@@ -121,33 +153,12 @@ fn a_killed_suite_resumes_and_shards_merge_into_the_same_report() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     // And sharded three ways through the generated Slurm scripts, as array tasks would run it.
-    let out = run_host(
-        &root(),
-        &[
-            "suite",
-            "slurm",
-            &file,
-            "--shards",
-            "3",
-            "--out",
-            &sharded,
-            "--cpus-per-task",
-            "1",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let scripts = PathBuf::from(&sharded).join("slurm");
+    let scripts = write_slurm(&file, Path::new(&sharded), 3);
     let array = std::fs::read_to_string(scripts.join("array.sbatch")).unwrap();
     assert!(array.contains("#SBATCH --array=1-3"), "{array}");
     let mut done = 0;
     for task in 1..=3 {
-        let out = Command::new("bash")
-            .arg(scripts.join("array.sbatch"))
-            .env("SLURM_ARRAY_TASK_ID", task.to_string())
-            .env("SLURM_CPUS_PER_TASK", "1")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "shard {task}: {}", stderr(&out));
+        array_task(&scripts, task);
         let now = finished(Path::new(&sharded)).len();
         assert_eq!(now - done, 4, "shard {task} ran its share only");
         done = now;
@@ -371,5 +382,152 @@ fn a_data_set_that_cannot_load_stops_the_suite_once_before_any_run() {
     assert!(
         finished(&tmp.path().join("out")).is_empty(),
         "no run was recorded"
+    );
+}
+
+/// The ids of the runs of shard `i` of `n`, from the plan in suite directory `dir`.
+fn shard_ids(dir: &Path, (i, n): (usize, usize)) -> Vec<String> {
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
+    let ids = plan["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string());
+    pn_host::suite::shard(ids.collect(), (i, n))
+}
+
+/// Runs `suite report` on `dir`: (success, stdout).
+fn report(dir: &Path) -> (bool, String) {
+    let out = run_host(&root(), &["suite", "report", &dir.display().to_string()]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Asserts that the report of `dir` lacks exactly the runs of shard `i` of `n`, names that
+/// shard only, and tells how to rerun it with `rerun`.
+fn assert_missing_shard(dir: &Path, (i, n): (usize, usize), rerun: &str) {
+    let (complete, stdout) = report(dir);
+    assert!(!complete, "a partial report fails: {stdout}");
+    let missing = shard_ids(dir, (i, n));
+    assert!(!missing.is_empty());
+    assert!(
+        stdout.contains(&format!(
+            "{} planned runs have no result yet.",
+            missing.len()
+        )),
+        "{stdout}"
+    );
+    let expected = format!(
+        "shard {i} of {n} ({} runs): {}",
+        missing.len(),
+        missing.join(", ")
+    );
+    assert!(stdout.contains(&expected), "`{expected}` not in:\n{stdout}");
+    for other in (1..=n).filter(|&o| o != i) {
+        assert!(!stdout.contains(&format!("shard {other} of")), "{stdout}");
+    }
+    assert!(
+        stdout.contains(&format!("rerun the shard: {rerun}\n")),
+        "{stdout}"
+    );
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(markdown.contains("## Missing runs"), "{markdown}");
+    for id in &missing {
+        assert!(
+            markdown.contains(&format!("`{id}`")),
+            "{id} not in report.md"
+        );
+    }
+}
+
+#[test]
+fn a_partial_report_names_the_missing_runs_their_shard_and_how_to_rerun_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let small = TINY_SUITE
+        .replace("seeds = 4", "seeds = [3, 5, 8]")
+        .replace("epochs = 250", "epochs = 10");
+    let file = write_suite(tmp.path(), &small);
+
+    // Through the Slurm scripts, with array task 2 of 3 never run.
+    let slurm = tmp.path().join("slurm");
+    let scripts = write_slurm(&file, &slurm, 3);
+    array_task(&scripts, 1);
+    array_task(&scripts, 3);
+    assert_missing_shard(
+        &slurm,
+        (2, 3),
+        &format!(
+            "sbatch --array=2 {}",
+            scripts.join("array.sbatch").display()
+        ),
+    );
+    array_task(&scripts, 2);
+    let (complete, stdout) = report(&slurm);
+    assert!(complete, "{stdout}");
+    assert!(!stdout.contains("no result yet"), "{stdout}");
+    let markdown = std::fs::read_to_string(slurm.join("report.md")).unwrap();
+    assert!(!markdown.contains("Missing runs"), "{markdown}");
+
+    // Sharded by hand: the command the report gives reruns the missing shard.
+    let manual = tmp.path().join("manual");
+    let dir = manual.display().to_string();
+    let out = run_host(&root(), &suite_args(&file, &dir, &["--shard", "1/2"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rerun = format!("pn-host suite run {dir}/suite.toml --out {dir} --shard 2/2");
+    assert_missing_shard(&manual, (2, 2), &rerun);
+    let args: Vec<&str> = rerun.split(' ').skip(1).collect();
+    let out = run_host(&root(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(report(&manual).0, "the rerun shard completes the suite");
+    assert_eq!(
+        summary_without_times(&manual),
+        summary_without_times(&slurm)
+    );
+}
+
+#[test]
+fn suite_slurm_warns_when_no_node_of_the_partition_has_the_cpus_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_suite(tmp.path(), TINY_SUITE);
+    // A stand-in for Slurm's `sinfo`: one line per node, partition (default starred) and CPUs.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let sinfo = bin.join("sinfo");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let slurm = |lines: &str, extra: &[&str]| {
+        std::fs::write(&sinfo, format!("#!/bin/sh\n{lines}\n")).unwrap();
+        let mut perms = std::fs::metadata(&sinfo).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&sinfo, perms).unwrap();
+        let out = Command::new(pn_host())
+            .current_dir(root())
+            .env("PATH", &path)
+            .args(["suite", "slurm", &file, "--out"])
+            .arg(tmp.path().join("out"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(tmp.path().join("out/slurm/array.sbatch").is_file());
+        stderr(&out)
+    };
+    let nodes = "printf 'debug* 2\\ndebug* 2\\nbig 8\\n'";
+    let warned = slurm(nodes, &[]);
+    assert!(
+        warned.contains("warning: --cpus-per-task 4 exceeds the CPUs of every node in partition `debug` (at most 2)"),
+        "{warned}"
+    );
+    assert_eq!(warned.lines().count(), 1, "{warned}");
+    assert_eq!(slurm(nodes, &["--cpus-per-task", "2"]), "");
+    assert_eq!(slurm(nodes, &["--partition", "big"]), "");
+    let warned = slurm(nodes, &["--partition", "big", "--cpus-per-task", "9"]);
+    assert!(warned.contains("partition `big` (at most 8)"), "{warned}");
+    // Without a usable answer from sinfo, no warning.
+    assert_eq!(
+        slurm("echo 'cannot reach the controller' >&2; exit 1", &[]),
+        ""
     );
 }

@@ -78,23 +78,9 @@ pub fn assert_one_line_error(out: &Output, needle: &str) {
 }
 
 /// A small suite: `baseline` and two-phase `full_persistent` on a 5-unit teacher-student
-/// workload, 4 seeds (12 runs with the equal-step baseline), each run well under a second.
-pub const TINY_SUITE: &str = r#"
-name = "tiny"
-reference = "baseline"
-seeds = 4
-
-[strategies.baseline]
-
-[strategies.full_persistent]
-config = { phases = 2 }
-
-[workloads.student]
-model = { name = "mlp", config = { hidden = [5], activation = "relu", output = "sum", bias = false, init = "xavier_normal" } }
-dataset = { name = "teacher_student", config = { d = 5, k = 5, train = 400, valid = 100 } }
-train = { optimizer = "adam", lr = 0.01, batch_size = 100, epochs = 250 }
-target = { metric = "train_loss", value = 1e-2 }
-"#;
+/// workload, 4 seeds (12 runs with the equal-step baseline), each run well under a second. CI
+/// runs it on a real Slurm too (`.ci/slurm-check.sh`).
+pub const TINY_SUITE: &str = include_str!("fixtures/tiny-suite.toml");
 
 /// Builds an out-of-workspace plugin crate (an example or a fixture) in a temporary copy, after
 /// `edit` has changed its sources (path -> content), against the pn-plugin-api at `api_dir`.

@@ -400,3 +400,46 @@ fn a_hanging_run_times_out_and_printed_lines_cannot_pass_for_results() {
         assert_eq!(record("print", &id)["status"], "completed");
     }
 }
+
+#[test]
+fn a_run_whose_worker_is_terminated_stays_unfinished_not_failed() {
+    // as when `scancel` or Ctrl-C stops a suite: the run must run again on resume
+    let fixture = root().join("tests").join("fixtures").join("faulty_plugin");
+    let (dir, so) = build_external(&fixture, &api(), |_, text| text);
+    faulty_suite(dir.path(), "hang");
+    let plugins = root().join("plugins").display().to_string();
+    let so = so.display().to_string();
+    let out_dir = dir.path().join("terminated").display().to_string();
+    let args = [
+        "--plugin", &so, "--plugin-dir", &plugins, "-q", "suite", "run", "suite.toml", "--out",
+        &out_dir, "--jobs", "1", "--timeout", "5",
+    ];
+    let suite = std::process::Command::new(pn_tests::pn_host())
+        .current_dir(dir.path())
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the baseline runs come first (ids are sorted); then the worker hangs in faulty.seed0
+    let last_baseline = Path::new(&out_dir).join("runs/student.baseline.seed1/run.json");
+    let started = std::time::Instant::now();
+    while !last_baseline.is_file() {
+        assert!(started.elapsed().as_secs() < 60, "the baseline runs never finished");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let worker = format!("suite worker {out_dir}");
+    let killed = std::process::Command::new("pkill")
+        .args(["-TERM", "-f", &worker])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "a worker was running");
+    let result = suite.wait_with_output().unwrap();
+    let err = stderr(&result);
+    assert_eq!(result.status.code(), Some(1), "{err}");
+    assert!(err.contains("student.faulty.seed0: interrupted"), "{err}");
+    let runs = Path::new(&out_dir).join("runs");
+    assert!(!runs.join("student.faulty.seed0").exists(), "no record of the interrupted run");
+    let timed_out = std::fs::read_to_string(runs.join("student.faulty.seed1/run.json")).unwrap();
+    assert!(timed_out.contains("timed out"), "{timed_out}");
+}

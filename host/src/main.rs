@@ -134,7 +134,7 @@ fn suite_command(
             let report = report::write(&store)?;
             pn_host::outln!("{}", report.table());
             pn_host::outln!("report: {}", report::markdown_path(dir).display());
-            Ok(report.missing == 0)
+            Ok(report.missing.is_empty())
         }
         SuiteCommand::Slurm(args) => {
             let suite = read_suite(registry, &args.file)?;
@@ -142,6 +142,10 @@ fn suite_command(
                 .out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("runs").join(&suite.name));
+            if let Some(warning) = slurm::cpu_warning(args.cpus_per_task, args.partition.as_deref())
+            {
+                pn_host::errln!("warning: {warning}");
+            }
             let dir = slurm::write(&slurm::Slurm {
                 suite: &suite,
                 file: &args.file,

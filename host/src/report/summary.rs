@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::report::missing::{Missing, Style};
 use crate::report::pairs::{self, pair_table, PairTable};
 use crate::report::plots::{self, Curve, Group, Profile};
 use crate::report::stats::{self, Paired, Summary};
@@ -98,8 +99,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// The plan it was made from.
     pub plan: Plan,
-    /// Runs still missing.
-    pub missing: usize,
+    /// Runs still missing, with their shards.
+    pub missing: Missing,
     /// Every pair of strategies, per workload and budget.
     pub pairs: Vec<PairTable>,
 }
@@ -153,15 +154,12 @@ impl Report {
     pub fn build(store: &Store) -> Result<Self, String> {
         let plan = store.read_plan()?;
         let mut records = std::collections::HashMap::new();
-        let mut missing = 0;
         for run in &plan.runs {
-            match store.state(run, None) {
-                RunState::Finished(r) | RunState::Failed(r) => {
-                    records.insert(run.id.clone(), *r);
-                }
-                RunState::Missing | RunState::Stale => missing += 1,
+            if let RunState::Finished(r) | RunState::Failed(r) = store.state(run, None) {
+                records.insert(run.id.clone(), *r);
             }
         }
+        let missing = Missing::find(store, &plan, |run| records.contains_key(&run.id));
         let (mut rows, mut pairs) = (vec![], vec![]);
         for w in &plan.workloads {
             let views: &[View] = if plan
@@ -484,8 +482,9 @@ impl Report {
                 let _ = writeln!(out, "{}", cells.join("  ").trim_end());
             }
         }
-        if self.missing > 0 {
-            let _ = writeln!(out, "\n{} planned runs have no result yet.", self.missing);
+        if !self.missing.is_empty() {
+            out.push('\n');
+            out.push_str(&self.missing.text(Style::Terminal));
         }
         out
     }
@@ -648,8 +647,9 @@ impl Report {
                  target counts as never).\n\n![performance profile](plots/performance-profile.png)\n",
             );
         }
-        if self.missing > 0 {
-            let _ = writeln!(out, "\n{} planned runs have no result yet.", self.missing);
+        if !self.missing.is_empty() {
+            out.push_str("\n## Missing runs\n\n");
+            out.push_str(&self.missing.text(Style::Markdown));
         }
         out
     }

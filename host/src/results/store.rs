@@ -1,10 +1,11 @@
 //! The results store: a suite directory on disk.
 //!
-//! A suite directory holds `plan.json` (every planned run, so `suite report` needs no plugins)
-//! and `runs/<id>/` per run: `config.json`, `run.json` (the manifest: versions, device, plugin
-//! hashes, status, metrics), `metrics.csv` and `metrics.jsonl` (per epoch), `model.safetensors`
-//! and `kept.safetensors`. A run folder is written under a temporary name and renamed into
-//! place, so it is either complete or absent.
+//! A suite directory holds `plan.json` (every planned run, so `suite report` needs no plugins),
+//! `shards.json` once the plan has been split into shards, and `runs/<id>/` per run:
+//! `config.json`, `run.json` (the manifest: versions, device, plugin hashes, status, metrics),
+//! `metrics.csv` and `metrics.jsonl` (per epoch), `model.safetensors` and `kept.safetensors`. A run
+//! folder is written under a temporary name and renamed into place, so it is either complete or
+//! absent.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,15 @@ pub enum RunState {
     Finished(Box<RunRecord>),
     /// The run failed (a plugin error or a crash).
     Failed(Box<RunRecord>),
+}
+
+/// How a suite's plan is split into shards (`suite run --shard I/N`, `suite slurm --shards N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sharding {
+    /// N: shard I runs every N-th run of the plan, starting at the I-th.
+    pub shards: usize,
+    /// Whether the shards are the tasks of the array job in `slurm/array.sbatch`.
+    pub slurm: bool,
 }
 
 impl Store {
@@ -75,6 +85,20 @@ impl Store {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Records how the plan was last split into shards (`shards.json`), so that a report can
+    /// say which shard each missing run belongs to.
+    pub fn write_sharding(&self, sharding: &Sharding) -> Result<(), String> {
+        let json = serde_json::to_vec_pretty(sharding).map_err(|e| e.to_string())?;
+        run::write_atomic(&self.dir.join("shards.json"), &json)
+    }
+
+    /// How the plan was last split into shards; None if it never was (or the record is
+    /// unreadable: a report then lists missing runs without their shards).
+    pub fn sharding(&self) -> Option<Sharding> {
+        let bytes = std::fs::read(self.dir.join("shards.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// The state of `run`; with `plugins`, a run made with other plugin files is stale.

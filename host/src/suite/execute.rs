@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::plugin::registry::Registry;
 use crate::report::{self, Report};
-use crate::results::{RunState, Store};
+use crate::results::{RunState, Sharding, Store};
 use crate::run;
 use crate::suite::pool::{self, PoolOptions};
 use crate::suite::{PlannedRun, Suite};
@@ -52,6 +52,11 @@ pub fn execute(
     let store = Store::create(&opts.out)?;
     store.write_plan(&plan, &suite.source)?;
     store.clean_leftovers();
+    if let Some((_, n)) = opts.shard {
+        // Tasks of the array job that `suite slurm` wrote keep its record.
+        let slurm = store.sharding().is_some_and(|s| s.slurm && s.shards == n);
+        store.write_sharding(&Sharding { shards: n, slurm })?;
+    }
     let mine = match opts.shard {
         Some(s) => crate::suite::shard(plan.runs.clone(), s),
         None => plan.runs.clone(),

@@ -510,9 +510,14 @@ pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
 pub fn shard<T>(runs: Vec<T>, (i, n): (usize, usize)) -> Vec<T> {
     runs.into_iter()
         .enumerate()
-        .filter(|(k, _)| k % n == i - 1)
+        .filter(|(k, _)| shard_of(*k, n) == i)
         .map(|(_, r)| r)
         .collect()
+}
+
+/// The shard (from 1, of `n`) that runs the `k`-th run (from 0) of the id-sorted list.
+pub fn shard_of(k: usize, n: usize) -> usize {
+    k % n + 1
 }
 
 #[cfg(test)]

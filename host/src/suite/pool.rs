@@ -216,12 +216,19 @@ fn slot(
             Err(lost) => {
                 let mut dead = worker.take().expect("started above");
                 let _ = dead.child.kill();
-                let how = dead
-                    .child
-                    .wait()
-                    .map(describe_exit)
+                let exit = dead.child.wait();
+                let how = exit
+                    .as_ref()
+                    .map(|e| describe_exit(*e))
                     .unwrap_or_else(|e| e.to_string());
+                let interrupted = exit.as_ref().is_ok_and(|e| {
+                    use std::os::unix::process::ExitStatusExt;
+                    matches!(e.signal(), Some(libc::SIGTERM | libc::SIGINT | libc::SIGHUP))
+                });
                 let message = match lost {
+                    // scancel, Ctrl-C or a closed session: the suite is being stopped, and the
+                    // run is left unfinished (not failed) so that resuming runs it again
+                    Lost::Died(_) if interrupted => format!("interrupted ({how}); it runs again when the suite resumes"),
                     Lost::Died(detail) => {
                         format!("the worker process died during this run ({how}{detail})")
                     }
@@ -230,11 +237,16 @@ fn slot(
                         limit.as_secs_f64()
                     ),
                 };
-                on_crash(&run, &message)?;
+                if !interrupted {
+                    on_crash(&run, &message)?;
+                }
                 RunReport {
                     id: run.id.clone(),
                     status: Status::Failed,
-                    line: format!("{}: failed: {message}", run.id),
+                    line: match interrupted {
+                        true => format!("{}: {message}", run.id),
+                        false => format!("{}: failed: {message}", run.id),
+                    },
                     train_s: 0.0,
                     busy_s: 0.0,
                 }

@@ -1,8 +1,14 @@
 //! Slurm scripts for a suite: an array job with one shard per task (`suite run --shard I/N`,
-//! all shards writing into the same suite directory), and a report job that runs after it.
+//! all shards writing into the same suite directory), and a report job that runs after it; and
+//! a check, through `sinfo` where it is available, that the partition's nodes have the CPUs a
+//! task asks for.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
+use crate::results::{Sharding, Store};
 use crate::suite::Suite;
 
 /// What the scripts need to know.
@@ -31,7 +37,8 @@ fn absolute(path: &Path) -> Result<PathBuf, String> {
     std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn quote(s: &str) -> String {
+/// `s` as one shell word.
+pub fn quote(s: &str) -> String {
     if s.chars()
         .all(|c| c.is_ascii_alphanumeric() || "/._-:=+,".contains(c))
     {
@@ -55,6 +62,10 @@ pub fn write(s: &Slurm) -> Result<PathBuf, String> {
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let dir = out.join("slurm");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Store::create(&out)?.write_sharding(&Sharding {
+        shards: s.shards,
+        slurm: true,
+    })?;
     let globals: Vec<String> = s.global_args.iter().map(|a| quote(a)).collect();
     let pn = format!(
         "{} {}",
@@ -114,4 +125,90 @@ pub fn write(s: &Slurm) -> Result<PathBuf, String> {
         crate::run::write_atomic(&dir.join(name), text.as_bytes())?;
     }
     Ok(dir)
+}
+
+/// A warning when no node of `partition` (the default partition for None) has `cpus` CPUs, so
+/// that the array tasks would pend forever; None when some node has them or `sinfo` cannot tell.
+pub fn cpu_warning(cpus: usize, partition: Option<&str>) -> Option<String> {
+    let (name, most) = partition_cpus(&sinfo(partition)?, partition)?;
+    (cpus > most).then(|| {
+        format!(
+            "--cpus-per-task {cpus} exceeds the CPUs of every node in partition `{name}` \
+             (at most {most}), so the array tasks would never start; pass --cpus-per-task {most} \
+             or fewer"
+        )
+    })
+}
+
+/// `sinfo`'s partition and CPUs per node, one node a line; None where `sinfo` is missing, fails
+/// or takes more than 10 seconds (an unreachable controller).
+fn sinfo(partition: Option<&str>) -> Option<String> {
+    let mut command = Command::new("sinfo");
+    command
+        .args(["--noheader", "--Node", "--format=%P %c"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(p) = partition {
+        command.arg(format!("--partition={p}"));
+    }
+    let mut child = command.spawn().ok()?;
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).map(|_| text)
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let text = reader.join().ok()?.ok()?;
+    status?.success().then_some(text)
+}
+
+/// The partition's name and the most CPUs any of its nodes has, from [`sinfo`]'s lines (the
+/// default partition carries a `*`); None if no line is of that partition.
+fn partition_cpus(text: &str, partition: Option<&str>) -> Option<(String, usize)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let name = fields.next()?;
+            let cpus: usize = fields.next()?.trim_end_matches('+').parse().ok()?;
+            let default = name.ends_with('*');
+            let name = name.trim_end_matches('*');
+            let wanted = match partition {
+                Some(p) => name == p,
+                None => default,
+            };
+            wanted.then(|| (name.to_string(), cpus))
+        })
+        .max_by_key(|(_, cpus)| *cpus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SINFO: &str = "debug* 2\ndebug* 4\nbig 64\nodd 8+\n";
+
+    #[test]
+    fn the_largest_node_of_the_partition_counts() {
+        assert_eq!(partition_cpus(SINFO, None), Some(("debug".into(), 4)));
+        assert_eq!(
+            partition_cpus(SINFO, Some("debug")),
+            Some(("debug".into(), 4))
+        );
+        assert_eq!(partition_cpus(SINFO, Some("big")), Some(("big".into(), 64)));
+        assert_eq!(partition_cpus(SINFO, Some("odd")), Some(("odd".into(), 8)));
+        assert_eq!(partition_cpus(SINFO, Some("gpu")), None);
+        assert_eq!(partition_cpus("junk\n\n", None), None);
+    }
 }
