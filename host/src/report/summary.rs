@@ -301,8 +301,8 @@ fn summarise(l: &Loaded, view: View, reference: Option<&Loaded>) -> Row {
                 .collect();
             (!counted.is_empty()).then(|| mean(&counted))
         },
-        train_loss: stats::summary(&values(&|r| metric_of(Metric::TrainLoss, r))),
-        valid_loss: stats::summary(&values(&|r| metric_of(Metric::ValidLoss, r))),
+        train_loss: stats::summary_bootstrap(&values(&|r| metric_of(Metric::TrainLoss, r))),
+        valid_loss: stats::summary_bootstrap(&values(&|r| metric_of(Metric::ValidLoss, r))),
         valid_accuracy: (!accuracy.is_empty()).then(|| stats::summary(&accuracy)),
         metric: metric.name().into(),
         target: target.map(|t| t.value),
@@ -585,8 +585,10 @@ impl Report {
         let mut out = format!("# Suite `{}`\n\n{runs_meta}\n", self.plan.suite);
         out.push_str(
             "How to read it: each row summarises one strategy over the same seeds. \
-             `mean ± std [95% CI]` gives the mean, the standard deviation over seeds and a \
-             t-based 95% confidence interval of the mean. `wins vs ref` is the fraction of seeds \
+             `mean ± std [95% CI]` gives the mean, the standard deviation over seeds and a 95% \
+             confidence interval of the mean: for losses (positive, often spread over decades) \
+             the percentile bootstrap (10,000 resamples, seeded), which stays within the \
+             values' range; for accuracies and differences the t-based interval. `wins vs ref` is the fraction of seeds \
              on which the strategy ended better than the reference (ties count half); `Δ vs ref` \
              is the paired difference strategy − reference of the compared metric, and the \
              Wilcoxon signed-rank p-value tests whether it is centred on zero (seeds with a zero \
