@@ -443,3 +443,41 @@ fn a_run_whose_worker_is_terminated_stays_unfinished_not_failed() {
     let timed_out = std::fs::read_to_string(runs.join("student.faulty.seed1/run.json")).unwrap();
     assert!(timed_out.contains("timed out"), "{timed_out}");
 }
+
+#[test]
+fn plugins_test_passes_every_plugin_here_and_names_the_check_a_faulty_one_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = vec!["--plugin-dir".to_string(), root().join("plugins").display().to_string()];
+    args.extend(["plugins".into(), "test".into()]);
+    let files = pn_host::plugin::registry::plugins_in(&root().join("plugins"));
+    assert!(files.len() >= 20, "{files:?}");
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_host(tmp.path(), &args);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}{}", stderr(&out));
+    assert!(!report.contains("FAIL"), "{report}");
+    for line in [
+        "ok   strategy sam: the same seed gives the same losses",
+        "ok   strategy full_persistent: trains the check workload with finite losses",
+        "ok   model lenet5: its full config builds it again unchanged",
+        "ok   data set teacher_student: loads with its defaults",
+    ] {
+        assert!(report.contains(line), "`{line}` missing in:\n{report}");
+    }
+
+    let fixture = root().join("tests").join("fixtures").join("faulty_plugin");
+    let (_dir, so) = build_external(&fixture, &api(), |_, text| text);
+    let plugins = root().join("plugins").display().to_string();
+    let so = so.display().to_string();
+    let out = run_host(tmp.path(), &["--plugin-dir", &plugins, "plugins", "test", &so]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let failed: Vec<&str> = report.lines().filter(|l| l.contains("FAIL")).collect();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert!(
+        failed[0].contains("FAIL strategy faulty: the same seed gives the same losses: epoch 1"),
+        "{report}"
+    );
+    assert!(stderr(&out).contains("error: 1 of 4 checks failed"), "{}", stderr(&out));
+}

@@ -118,6 +118,14 @@ pub enum PluginsCommand {
         /// The plugin file.
         file: PathBuf,
     },
+    /// Conformance checks before publishing: each component builds with its defaults and
+    /// round-trips its config; each strategy trains a small workload with finite losses, the same
+    /// for the same seed. One line per check; exit 1 if any fails.
+    Test {
+        /// The plugin files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]

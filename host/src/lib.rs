@@ -5,11 +5,12 @@
 //! by name), [`train`] (one run: session, step, phase loop, records), [`run`] (run configs and a
 //! run's files), [`suite`] (suite files, plans, worker pool, Slurm), [`results`] (the suite
 //! directory), [`report`] (summaries, statistics, figures), [`bench`] (step timings),
-//! [`surface`] (2-D loss surfaces), [`scaffold`] (new plugin crates) and [`containment`]
-//! (plugin code in a child process).
+//! [`surface`] (2-D loss surfaces), [`scaffold`] (new plugin crates), [`conformance`]
+//! (checks of a plugin) and [`containment`] (plugin code in a child process).
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod conformance;
 pub mod containment;
 pub mod device;
 pub mod log;

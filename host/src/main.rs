@@ -207,6 +207,23 @@ fn run(registry: &Registry, global: &Global, args: &RunArgs) -> Result<bool, Str
     Ok(record.status == Status::Completed)
 }
 
+/// `plugins test`: every conformance check of every file, one line each.
+fn plugins_test(registry: &Registry, files: &[PathBuf]) -> Result<bool, String> {
+    let (mut failed, mut total) = (0, 0);
+    for file in files {
+        pn_host::outln!("{}", file.display());
+        for check in pn_host::conformance::test_plugin(registry, file)? {
+            total += 1;
+            failed += matches!(check.verdict, pn_host::conformance::Verdict::Fail(_)) as usize;
+            pn_host::outln!("  {}", check.line());
+        }
+    }
+    if failed > 0 {
+        pn_host::errln!("error: {failed} of {total} checks failed");
+    }
+    Ok(failed == 0)
+}
+
 fn list(registry: &Registry) {
     pn_host::out!("{}", registry.describe());
 }
@@ -225,6 +242,11 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
             let registry = Registry::load(std::slice::from_ref(file), &[])?;
             list(&registry);
             return Ok(true);
+        }
+        Some(Command::Plugins(PluginsCommand::Test { files })) => {
+            let explicit: Vec<PathBuf> = global.plugins.iter().chain(files).cloned().collect();
+            let registry = Registry::load(&explicit, &plugin_dirs(global))?;
+            return plugins_test(&registry, files);
         }
         Some(Command::New {
             kind,
@@ -262,7 +284,10 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
             }
             Ok(true)
         }
-        Some(Command::Plugins(PluginsCommand::Check { .. }) | Command::New { .. }) => Ok(true),
+        Some(
+            Command::Plugins(PluginsCommand::Check { .. } | PluginsCommand::Test { .. })
+            | Command::New { .. },
+        ) => Ok(true),
         Some(Command::Run(args)) => run(&registry, global, args),
         Some(Command::Suite(command)) => suite_command(&registry, global, command),
         Some(Command::Surface { run_dir, grid }) => {
