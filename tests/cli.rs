@@ -438,6 +438,18 @@ fn a_missing_or_corrupt_mnist_directory_is_a_one_line_error() {
         "a well-formed tiny MNIST trains: {}",
         stderr(&out)
     );
+    // a named model starts from its own defaults (mlp: a linear output layer), not from the
+    // embedded workload's one-output mlp
+    let set = format!("dataset.dir={:?}", data.display().to_string());
+    let named = run_host(
+        tmp.path(),
+        &[
+            "--plugin-dir", &workspace_plugin_dir(), "run", "--model", "mlp", "--dataset",
+            "mnist", "--set", &set, "--set", "dataset.split_test=2", "--set",
+            "train.holdout=0", "--out", "out",
+        ],
+    );
+    assert!(named.status.success(), "{}", stderr(&named));
 }
 
 #[test]

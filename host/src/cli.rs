@@ -194,10 +194,12 @@ pub struct RunArgs {
     /// Strategy name (default: baseline).
     #[arg(long)]
     pub strategy: Option<String>,
-    /// Model name (default: the embedded workload's).
+    /// Model name, with its own defaults (default: the embedded workload's model, mlp with
+    /// hidden = [10] and output = "sum"). Unnamed components and `[train]` stay the embedded
+    /// workload's (teacher-student); change them with --set or a run file.
     #[arg(long)]
     pub model: Option<String>,
-    /// Data-set name (default: the embedded workload's).
+    /// Data-set name, with its own defaults (default: the embedded workload's, teacher_student).
     #[arg(long)]
     pub dataset: Option<String>,
     /// Seed.

@@ -191,9 +191,11 @@ pub fn assemble_config(choices: &RunChoices<'_>) -> Result<RunConfig, String> {
             0,
         ),
     };
+    // A component named on the command line starts from its own defaults, unless the run file
+    // already configures that same component.
     let rename = |c: &mut ComponentRef, name: Option<&str>| {
         if let Some(n) = name {
-            if n != c.name {
+            if n != c.name || choices.file.is_none() {
                 *c = ComponentRef {
                     name: n.to_string(),
                     config: serde_json::Value::Null,

@@ -73,7 +73,7 @@ impl Model for Mlp {
     fn parameters(&self, input_shape: &[usize], outputs: usize) -> Result<Vec<ParamSpec>> {
         if self.0.output == Output::Sum && outputs != 1 {
             return Err(format!(
-                "output = \"sum\" gives one output, but the data set has {outputs}"
+                "output = \"sum\" gives one output, but the data set has {outputs}: set model.output = \"linear\" (or name the model, `--model mlp`, for its own defaults)"
             )
             .into());
         }
