@@ -835,10 +835,16 @@ pub fn write(store: &Store) -> Result<Report, String> {
     let meta = runs_meta(store, &report);
     crate::run::write_atomic(&store.dir.join("summary.csv"), &report.csv()?)?;
     draw(store, &report)?;
-    crate::run::write_atomic(
-        &store.dir.join("report.md"),
-        report.markdown(&meta).as_bytes(),
-    )?;
+    let markdown = report.markdown(&meta);
+    crate::run::write_atomic(&store.dir.join("report.md"), markdown.as_bytes())?;
+    let suite_file = std::fs::read_to_string(store.dir.join("suite.toml")).ok();
+    let page = super::html::render(
+        &format!("Suite {}", report.plan.suite),
+        &markdown,
+        &store.dir.join("plots"),
+        suite_file.as_deref(),
+    );
+    crate::run::write_atomic(&store.dir.join("report.html"), page.as_bytes())?;
     Ok(report)
 }
 
