@@ -272,7 +272,7 @@ fn suite_report_reads_a_directory_without_plugins() {
 fn suite_file_mistakes_are_one_line_errors_naming_the_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = plugin_dir();
-    let cases: [(&str, &str, &str); 11] = [
+    let cases: [(&str, &str, &str); 12] = [
         (
             "[strategies.full_persistent]",
             "[strategies.full_persistent]\nname = \"full_persistant\"",
@@ -308,6 +308,11 @@ fn suite_file_mistakes_are_one_line_errors_naming_the_line() {
             "line 9: the strategy declares 100000 phases; it must be 1 to 1000",
         ),
         ("epochs = 250", "epochs = 4294967295", "train.epochs must be 1 to"),
+        (
+            "seeds = 4",
+            "seeds = 4\nzero_method = \"pratty\"",
+            "unknown variant `pratty`, expected one of `wilcox`, `pratt`, `zsplit`",
+        ),
     ];
     for (old, new, needle) in cases {
         assert!(TINY_SUITE.contains(old), "{old}");
@@ -530,4 +535,22 @@ fn suite_slurm_warns_when_no_node_of_the_partition_has_the_cpus_asked_for() {
         slurm("echo 'cannot reach the controller' >&2; exit 1", &[]),
         ""
     );
+}
+
+#[test]
+fn a_suite_chooses_how_the_wilcoxon_test_treats_zero_differences() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = TINY_SUITE
+        .replace("seeds = 4", "seeds = 3\nzero_method = \"pratt\"")
+        .replace("epochs = 250", "epochs = 10");
+    let file = write_suite(tmp.path(), &text);
+    let out = run_host(
+        tmp.path(),
+        &["--plugin-dir", &plugin_dir(), "-q", "suite", "run", &file, "--out", "out"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = std::fs::read_to_string(tmp.path().join("out/report.md")).unwrap();
+    assert!(report.contains("`zero_method = \"pratt\"`: seeds with a zero difference"), "{report}");
+    let plan = std::fs::read_to_string(tmp.path().join("out/plan.json")).unwrap();
+    assert!(plan.contains("\"zero_method\": \"pratt\""), "{plan}");
 }

@@ -44,6 +44,7 @@ pub fn pair_table(
     strategies: &[String],
     values: &[Vec<Option<f64>>],
     higher_is_better: bool,
+    zero: stats::ZeroMethod,
 ) -> PairTable {
     let k = strategies.len();
     let mut pairs = vec![];
@@ -54,7 +55,7 @@ pub fn pair_table(
                 .zip(&values[j])
                 .filter_map(|(x, y)| Some(((*x)?, (*y)?)))
                 .unzip();
-            pairs.push((i, j, stats::paired(&a, &b, higher_is_better)));
+            pairs.push((i, j, stats::paired(&a, &b, higher_is_better, zero)));
         }
     }
     let adjusted = holm(&pairs.iter().map(|p| p.2.wilcoxon_p).collect::<Vec<_>>());

@@ -124,7 +124,12 @@ pub struct Paired {
 /// `higher_is_better` only affects `win_rate`; the tests are two-sided and `diff` is always
 /// `candidate − reference`. Slices of unequal length are truncated to the shorter one
 /// (a debug assertion flags the mismatch). Never panics in release builds.
-pub fn paired(candidate: &[f64], reference: &[f64], higher_is_better: bool) -> Paired {
+pub fn paired(
+    candidate: &[f64],
+    reference: &[f64],
+    higher_is_better: bool,
+    zero: ZeroMethod,
+) -> Paired {
     debug_assert_eq!(candidate.len(), reference.len(), "paired: length mismatch");
     let diffs: Vec<f64> = candidate
         .iter()
@@ -155,52 +160,98 @@ pub fn paired(candidate: &[f64], reference: &[f64], higher_is_better: bool) -> P
         n,
         win_rate: if n == 0 { f64::NAN } else { score / n as f64 },
         diff,
-        wilcoxon_p: wilcoxon_signed_rank(&diffs).map(|(_, p)| p),
+        wilcoxon_p: wilcoxon_signed_rank_with(&diffs, zero).map(|(_, p)| p),
         t_test_p,
     }
 }
 
-/// Wilcoxon signed-rank test on paired differences: (statistic, two-sided p), None if no non-zero difference.
-///
-/// Matches `scipy.stats.wilcoxon(diffs)` defaults (zero_method "wilcox", two-sided,
-/// method "auto", no continuity correction): zeros are dropped, the statistic is
-/// `min(W+, W−)` over average ranks of `|d|`. The p-value is exact (enumerating all sign
-/// flips) when `diffs.len() <= 50` with neither ties nor zeros, or when `diffs.len() <= 13`
-/// (scipy's exhaustive permutation test); otherwise it is the normal approximation with
-/// the tie-corrected variance. `diffs.len()` counts zeros, as scipy does.
+/// How the Wilcoxon signed-rank test treats zero differences (scipy's `zero_method`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZeroMethod {
+    /// Zeros are dropped before ranking (Wilcoxon; scipy's default). With many zeros this
+    /// raises p.
+    #[default]
+    Wilcox,
+    /// Zeros are ranked with the rest, then their ranks are dropped (Pratt).
+    Pratt,
+    /// Zeros are ranked with the rest, and their ranks split between both signs.
+    Zsplit,
+}
+
+impl ZeroMethod {
+    /// scipy's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ZeroMethod::Wilcox => "wilcox",
+            ZeroMethod::Pratt => "pratt",
+            ZeroMethod::Zsplit => "zsplit",
+        }
+    }
+}
+
+/// Wilcoxon signed-rank test on paired differences with scipy's default treatment of zeros
+/// (see [`wilcoxon_signed_rank_with`]).
 pub fn wilcoxon_signed_rank(diffs: &[f64]) -> Option<(f64, f64)> {
-    let mut nz: Vec<f64> = diffs.iter().copied().filter(|d| *d != 0.0).collect();
-    if nz.is_empty() {
+    wilcoxon_signed_rank_with(diffs, ZeroMethod::Wilcox)
+}
+
+/// Wilcoxon signed-rank test on paired differences: (statistic, two-sided p), None if no
+/// non-zero difference.
+///
+/// Matches `scipy.stats.wilcoxon(diffs, zero_method=...)` (two-sided, method "auto", no
+/// continuity correction): the statistic is `min(R+, R−)` over average ranks of `|d|`. The
+/// p-value is exact (enumerating all sign flips of the non-zero differences) when
+/// `diffs.len() <= 50` with neither ties nor zeros, or when `diffs.len() <= 13` (scipy's
+/// exhaustive permutation test); otherwise it is the normal approximation with the
+/// tie-corrected variance (Pratt's with Cureton's correction). `diffs.len()` counts zeros.
+pub fn wilcoxon_signed_rank_with(diffs: &[f64], zero: ZeroMethod) -> Option<(f64, f64)> {
+    if diffs.iter().all(|d| *d == 0.0) {
         return None;
     }
-    nz.sort_by(|a, b| a.abs().total_cmp(&b.abs()));
+    let mut d: Vec<f64> = match zero {
+        ZeroMethod::Wilcox => diffs.iter().copied().filter(|d| *d != 0.0).collect(),
+        _ => diffs.to_vec(),
+    };
+    d.sort_by(|a, b| a.abs().total_cmp(&b.abs()));
     // Doubled average ranks stay integral: the group at sorted positions i..j gets i + j + 1.
-    let mut ranks2 = Vec::with_capacity(nz.len());
-    let (mut w_plus2, mut tie_term, mut i) = (0u64, 0.0, 0);
-    while i < nz.len() {
-        let j = i + nz[i..]
-            .iter()
-            .take_while(|d| d.abs() == nz[i].abs())
-            .count();
+    let mut ranks2 = Vec::with_capacity(d.len()); // of the non-zero differences
+    let (mut plus2, mut minus2, mut zero2, mut tie_term, mut i) = (0u64, 0u64, 0u64, 0.0, 0);
+    while i < d.len() {
+        let j = i + d[i..].iter().take_while(|x| x.abs() == d[i].abs()).count();
         let r2 = (i + j + 1) as u64;
-        ranks2.extend(std::iter::repeat_n(r2, j - i));
-        w_plus2 += r2 * nz[i..j].iter().filter(|d| **d > 0.0).count() as u64;
-        tie_term += ((j - i).pow(3) - (j - i)) as f64;
+        let group = &d[i..j];
+        if d[i] == 0.0 {
+            zero2 += r2 * group.len() as u64;
+        } else {
+            ranks2.extend(std::iter::repeat_n(r2, group.len()));
+        }
+        plus2 += r2 * group.iter().filter(|x| **x > 0.0).count() as u64;
+        minus2 += r2 * group.iter().filter(|x| **x < 0.0).count() as u64;
+        if !(zero == ZeroMethod::Pratt && d[i] == 0.0) {
+            tie_term += ((j - i).pow(3) - (j - i)) as f64;
+        }
         i = j;
     }
-    let n = nz.len() as f64;
-    let w_plus = w_plus2 as f64 / 2.0;
-    let statistic = w_plus.min(n * (n + 1.0) / 2.0 - w_plus);
-    let (ties, zeros) = (tie_term > 0.0, nz.len() < diffs.len());
-    let p = if diffs.len() <= 13 || (diffs.len() <= 50 && !ties && !zeros) {
-        exact_p(&ranks2, w_plus2)
+    let split = if zero == ZeroMethod::Zsplit { zero2 as f64 / 4.0 } else { 0.0 };
+    let (r_plus, r_minus) = (plus2 as f64 / 2.0 + split, minus2 as f64 / 2.0 + split);
+    let n = d.len() as f64;
+    let zeros = diffs.len() - ranks2.len();
+    let p = if diffs.len() <= 13 || (diffs.len() <= 50 && tie_term == 0.0 && zeros == 0) {
+        // Zeros do not change sign, so their share of R+ is the same under every flip.
+        exact_p(&ranks2, plus2)
     } else {
-        let mean = n * (n + 1.0) / 4.0;
-        let var = (n * (n + 1.0) * (2.0 * n + 1.0) - tie_term / 2.0) / 24.0;
-        let z = (w_plus - mean) / var.sqrt();
+        let mut mean = n * (n + 1.0) / 4.0;
+        let mut var = n * (n + 1.0) * (2.0 * n + 1.0);
+        if zero == ZeroMethod::Pratt {
+            let z = zeros as f64;
+            mean -= z * (z + 1.0) / 4.0;
+            var -= z * (z + 1.0) * (2.0 * z + 1.0);
+        }
+        let z = (r_plus - mean) / ((var - tie_term / 2.0) / 24.0).sqrt();
         2.0 * Normal::standard().sf(z.abs())
     };
-    Some((statistic, p.min(1.0)))
+    Some((r_plus.min(r_minus), p.min(1.0)))
 }
 
 /// Two-sided p of the doubled positive-rank sum `obs2` under random signs of `ranks2`:
@@ -375,7 +426,7 @@ mod tests {
     fn paired_matches_scipy() {
         let c = [0.81, 0.79, 0.85, 0.80, 0.83, 0.78, 0.84];
         let r = [0.80, 0.80, 0.82, 0.77, 0.83, 0.79, 0.81];
-        let p = paired(&c, &r, true);
+        let p = paired(&c, &r, true, ZeroMethod::Wilcox);
         assert_eq!(p.n, 7);
         close(p.win_rate, 4.5 / 7.0, 1e-15);
         // scipy.stats.ttest_rel(c, r) -> statistic=1.6217697081587656, pvalue=0.15597940607130667
@@ -387,7 +438,7 @@ mod tests {
 
         // scipy.stats.ttest_rel([1, 2, 3, 4, 5], [1.5, 2.1, 2.0, 4.5, 5.2]) -> pvalue=0.8389809498732862
         // scipy.stats.wilcoxon(numpy.subtract(...)) -> statistic=5.0, pvalue=0.5625
-        let p = paired(&[1.0, 2.0, 3.0, 4.0, 5.0], &[1.5, 2.1, 2.0, 4.5, 5.2], true);
+        let p = paired(&[1.0, 2.0, 3.0, 4.0, 5.0], &[1.5, 2.1, 2.0, 4.5, 5.2], true, ZeroMethod::Wilcox);
         close(p.t_test_p.unwrap(), 0.8389809498732862, 1e-9);
         close(p.wilcoxon_p.unwrap(), 0.5625, 1e-9);
         close(p.diff.mean, -0.06, 1e-12);
@@ -400,7 +451,7 @@ mod tests {
             .enumerate()
             .map(|(i, x)| x - 1.0 - 0.01 * i as f64)
             .collect();
-        let tp = paired(&c, &r, true).t_test_p.unwrap();
+        let tp = paired(&c, &r, true, ZeroMethod::Wilcox).t_test_p.unwrap();
         assert!((tp / 7.572602316213325e-13 - 1.0).abs() < 1e-6, "{tp}");
     }
 
@@ -410,8 +461,8 @@ mod tests {
         // scipy.stats.wilcoxon -> statistic=2.5, pvalue=1.0
         let c = [0.5, 0.4, 0.3, 0.3, 0.9];
         let r = [0.6, 0.4, 0.2, 0.35, 0.9];
-        let hi = paired(&c, &r, true);
-        let lo = paired(&c, &r, false);
+        let hi = paired(&c, &r, true, ZeroMethod::Wilcox);
+        let lo = paired(&c, &r, false, ZeroMethod::Wilcox);
         close(hi.win_rate, 2.0 / 5.0, 1e-15); // 1 win + 2 ties
         close(lo.win_rate, 3.0 / 5.0, 1e-15); // 2 wins + 2 ties
         assert_eq!(hi.diff, lo.diff);
@@ -422,16 +473,16 @@ mod tests {
 
     #[test]
     fn paired_degenerate() {
-        let p = paired(&[], &[], true);
+        let p = paired(&[], &[], true, ZeroMethod::Wilcox);
         assert_eq!((p.n, p.wilcoxon_p, p.t_test_p), (0, None, None));
         assert!(p.win_rate.is_nan());
-        let p = paired(&[1.0], &[0.0], true);
+        let p = paired(&[1.0], &[0.0], true, ZeroMethod::Wilcox);
         assert_eq!((p.n, p.win_rate, p.t_test_p), (1, 1.0, None));
         assert_eq!(p.wilcoxon_p, Some(1.0));
-        let p = paired(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], false);
+        let p = paired(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], false, ZeroMethod::Wilcox);
         assert_eq!((p.win_rate, p.wilcoxon_p, p.t_test_p), (0.5, None, None));
         // all differences equal (and non-zero): no t-test, Wilcoxon still defined
-        let p = paired(&[2.0, 3.0, 4.0], &[1.0, 2.0, 3.0], true);
+        let p = paired(&[2.0, 3.0, 4.0], &[1.0, 2.0, 3.0], true, ZeroMethod::Wilcox);
         assert_eq!((p.win_rate, p.t_test_p), (1.0, None));
         assert!(p.wilcoxon_p.is_some());
     }
@@ -459,5 +510,36 @@ mod tests {
         let c = summary_bootstrap(&[0.5; 5]);
         assert_eq!((c.ci_low, c.ci_high), (0.5, 0.5));
         assert!(summary_bootstrap(&[0.5]).ci_low.is_nan());
+    }
+
+    #[test]
+    fn zero_methods_match_scipy() {
+        // scipy 1.17.1: stats.wilcoxon(d, zero_method=m) -> (statistic, pvalue)
+        let small = [0.5, -1.2, 0.0, 2.0, 0.0, 1.5, -0.3, 0.8];
+        let ties = [1.0, -1.0, 0.0, 2.0, 0.0, 1.0, 3.0, 0.0, 2.0];
+        let n20 = [
+            0.3, -0.1, 0.0, 0.0, 0.7, 1.2, -0.4, 0.0, 0.9, 0.25, 1.1, -0.05, 0.0, 0.6, 0.8, 1.5,
+            -0.2, 0.45, 0.0, 0.33,
+        ];
+        let n60: Vec<f64> = (0..60).map(|i| ((i * 37) % 23 - 7) as f64 / 5.0).collect();
+        let cases: [(&[f64], ZeroMethod, f64, f64); 12] = [
+            (&small, ZeroMethod::Wilcox, 5.0, 0.3125),
+            (&small, ZeroMethod::Pratt, 9.0, 0.34375),
+            (&small, ZeroMethod::Zsplit, 10.5, 0.34375),
+            (&ties, ZeroMethod::Wilcox, 2.0, 0.125),
+            (&ties, ZeroMethod::Pratt, 5.0, 0.125),
+            (&ties, ZeroMethod::Zsplit, 8.0, 0.125),
+            (&n20, ZeroMethod::Wilcox, 13.0, 0.007598223082063245),
+            (&n20, ZeroMethod::Pratt, 33.0, 0.015041971347208848),
+            (&n20, ZeroMethod::Zsplit, 40.5, 0.015858179886411118),
+            (&n60, ZeroMethod::Wilcox, 348.5, 0.0001444164201454818),
+            (&n60, ZeroMethod::Pratt, 405.5, 0.00019052728868080245),
+            (&n60, ZeroMethod::Zsplit, 408.5, 0.0001907571402497502),
+        ];
+        for (d, zero, statistic, p) in cases {
+            let (s, q) = wilcoxon_signed_rank_with(d, zero).unwrap();
+            assert_eq!(s, statistic, "{zero:?} {d:?}");
+            close(q, p, 1e-9);
+        }
     }
 }

@@ -200,6 +200,7 @@ impl Report {
                     &plan.strategies,
                     &values,
                     metric.higher_is_better(),
+                    plan.zero_method,
                 ));
                 let reference = loaded.iter().find(|l| l.strategy == plan.reference);
                 for l in &loaded {
@@ -207,6 +208,7 @@ impl Report {
                         l,
                         view,
                         reference.filter(|r| r.strategy != l.strategy),
+                        plan.zero_method,
                     ));
                 }
             }
@@ -247,7 +249,12 @@ fn select(plan: &Plan, w: &PlannedWorkload, s: &str, view: View) -> Vec<String> 
         .collect()
 }
 
-fn summarise(l: &Loaded, view: View, reference: Option<&Loaded>) -> Row {
+fn summarise(
+    l: &Loaded,
+    view: View,
+    reference: Option<&Loaded>,
+    zero: stats::ZeroMethod,
+) -> Row {
     let metric = compared_metric(l.workload);
     let done: Vec<&RunRecord> = l.records.iter().flatten().collect();
     let count = |s: Status| done.iter().filter(|r| r.status == s).count();
@@ -281,7 +288,7 @@ fn summarise(l: &Loaded, view: View, reference: Option<&Loaded>) -> Row {
                 b.push(y);
             }
         }
-        stats::paired(&a, &b, metric.higher_is_better())
+        stats::paired(&a, &b, metric.higher_is_better(), zero)
     });
     Row {
         workload: l.workload.label.clone(),
@@ -583,7 +590,16 @@ impl Report {
     /// `report.md`, embedding the plots.
     pub fn markdown(&self, runs_meta: &str) -> String {
         let mut out = format!("# Suite `{}`\n\n{runs_meta}\n", self.plan.suite);
-        out.push_str(
+        let zero_rule = match self.plan.zero_method {
+            stats::ZeroMethod::Wilcox => "seeds with a zero difference are left out, as scipy's \
+                default `zero_method=\"wilcox\"` does; with many ties at zero this raises p; a \
+                suite can choose `zero_method = \"pratt\"` or `\"zsplit\"`",
+            stats::ZeroMethod::Pratt => "`zero_method = \"pratt\"`: seeds with a zero difference \
+                are ranked with the others, then their ranks are dropped",
+            stats::ZeroMethod::Zsplit => "`zero_method = \"zsplit\"`: seeds with a zero difference \
+                are ranked with the others, their ranks split between both signs",
+        };
+        out.push_str(&format!(
             "How to read it: each row summarises one strategy over the same seeds. \
              `mean ± std [95% CI]` gives the mean, the standard deviation over seeds and a 95% \
              confidence interval of the mean: for losses (positive, often spread over decades) \
@@ -591,9 +607,8 @@ impl Report {
              values' range; for accuracies and differences the t-based interval. `wins vs ref` is the fraction of seeds \
              on which the strategy ended better than the reference (ties count half); `Δ vs ref` \
              is the paired difference strategy − reference of the compared metric, and the \
-             Wilcoxon signed-rank p-value tests whether it is centred on zero (seeds with a zero \
-             difference are left out, as scipy's default `zero_method=\"wilcox\"` does; with many \
-             ties at zero this raises p). Below each table of three or more strategies, every \
+             Wilcoxon signed-rank p-value tests whether it is centred on zero ({zero_rule}). \
+             Below each table of three or more strategies, every \
              pair is compared the same way, with p Holm-adjusted over the table's pairs. Tables \
              *at equal total steps* give single-phase strategies as many optimizer steps as the \
              longest strategy; tables *at the per-phase budget* give every strategy the \
@@ -603,7 +618,7 @@ impl Report {
              Learning curves show the mean over seeds (the geometric mean for losses, drawn on a \
              log axis) with a band from the 25th to the 75th percentile; steps count over all \
              phases, and each phase is drawn as its own line.\n",
-        );
+        ));
         let mut last = "";
         for (workload, budget, rows) in groups(&self.rows) {
             if workload != last {

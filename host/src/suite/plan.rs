@@ -9,6 +9,7 @@ use serde_json::Value;
 use toml::Spanned;
 
 use crate::plugin::registry::{phases_of, Kind, Registry};
+use crate::report::stats::ZeroMethod;
 use crate::run::{self, ComponentRef, RunConfig};
 use crate::train::TrainConfig;
 
@@ -108,6 +109,8 @@ struct SuiteFile {
     #[serde(default = "yes")]
     equal_steps: bool,
     #[serde(default)]
+    zero_method: ZeroMethod,
+    #[serde(default)]
     plugins: IndexMap<String, Spanned<String>>,
     strategies: IndexMap<Spanned<String>, StrategySpec>,
     workloads: IndexMap<Spanned<String>, WorkloadSpec>,
@@ -128,6 +131,8 @@ pub struct Suite {
     pub seeds: Vec<u64>,
     /// Whether strategies with fewer phases also run with the total budget of the longest.
     pub equal_steps: bool,
+    /// How the Wilcoxon tests of the report treat zero differences.
+    pub zero_method: ZeroMethod,
     /// Strategies by label, in file order.
     pub strategies: Vec<(String, ComponentRef)>,
     /// Workloads by label, in file order.
@@ -191,6 +196,13 @@ pub struct Plan {
     pub seeds: Vec<u64>,
     /// Runs, sorted by id.
     pub runs: Vec<PlannedRun>,
+    /// How the Wilcoxon tests of the report treat zero differences.
+    #[serde(default, skip_serializing_if = "is_wilcox")]
+    pub zero_method: ZeroMethod,
+}
+
+fn is_wilcox(zero: &ZeroMethod) -> bool {
+    *zero == ZeroMethod::Wilcox
 }
 
 fn line_of(text: &str, span: std::ops::Range<usize>) -> usize {
@@ -379,6 +391,7 @@ impl Suite {
             reference: file.reference.into_inner(),
             seeds,
             equal_steps: file.equal_steps,
+            zero_method: file.zero_method,
             strategies,
             workloads,
             source: text.to_string(),
@@ -457,6 +470,7 @@ impl Suite {
             workloads: self.workloads.clone(),
             seeds: self.seeds.clone(),
             runs,
+            zero_method: self.zero_method,
         }
     }
 }
