@@ -444,9 +444,21 @@ fn a_missing_or_corrupt_mnist_directory_is_a_one_line_error() {
     let named = run_host(
         tmp.path(),
         &[
-            "--plugin-dir", &workspace_plugin_dir(), "run", "--model", "mlp", "--dataset",
-            "mnist", "--set", &set, "--set", "dataset.split_test=2", "--set",
-            "train.holdout=0", "--out", "out",
+            "--plugin-dir",
+            &workspace_plugin_dir(),
+            "run",
+            "--model",
+            "mlp",
+            "--dataset",
+            "mnist",
+            "--set",
+            &set,
+            "--set",
+            "dataset.split_test=2",
+            "--set",
+            "train.holdout=0",
+            "--out",
+            "out",
         ],
     );
     assert!(named.status.success(), "{}", stderr(&named));
@@ -667,10 +679,17 @@ fn plugin_files_with_a_non_utf8_name_are_skipped_and_writable_ones_warned_about(
     assert!(err.contains("is not valid UTF-8: rename it"), "{err}");
     assert!(!listed.contains("baseline"), "{listed}");
     assert!(listed.contains("sam"), "{listed}");
-    assert!(err.contains("sam.so can be modified by every user (mode 666)"), "{err}");
+    assert!(
+        err.contains("sam.so can be modified by every user (mode 666)"),
+        "{err}"
+    );
     std::fs::set_permissions(&sam, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = run_host(tmp.path(), &["--plugin-dir", "plugins", "plugins", "list"]);
-    assert!(!stderr(&out).contains("can be modified"), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("can be modified"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -17,8 +17,18 @@ use rand::{Rng, SeedableRng};
 /// Values that break parsers more often than random ones do.
 const EDGE_U32: [u32; 6] = [0, 1, 255, 65_535, 0x7fff_ffff, u32::MAX];
 const EDGE_TOML: [&str; 12] = [
-    "0", "-1", "1e308", "nan", "inf", "-inf", "9223372036854775807", "\"\"", "[]", "{}",
-    "[1, 1]", "\"../../x\"",
+    "0",
+    "-1",
+    "1e308",
+    "nan",
+    "inf",
+    "-inf",
+    "9223372036854775807",
+    "\"\"",
+    "[]",
+    "{}",
+    "[1, 1]",
+    "\"../../x\"",
 ];
 
 /// One to three random edits of `bytes`: a byte changed, a cut, an insertion, a copied run,
@@ -104,7 +114,10 @@ fn suite_and_run_files_never_panic() {
         }
     }
     // both outcomes occur, so the mutations reach past the TOML syntax
-    assert!(parsed > 50 && refused > 50, "{parsed} parsed, {refused} refused");
+    assert!(
+        parsed > 50 && refused > 50,
+        "{parsed} parsed, {refused} refused"
+    );
 
     let run_file = r#"seed = 3
 [strategy]
@@ -182,8 +195,14 @@ fn idx_and_cifar_files_never_panic() {
     let images = idx(&[4, 3, 3], (0..36u8).map(|v| v * 7));
     let labels = idx(&[4], [1, 7, 3, 9].into_iter());
     let (image_file, label_file) = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte");
-    write_all(dir, &[(image_file, images.clone()), (label_file, labels.clone())]);
-    assert!(load(&registry, "mnist", mnist.clone(), "valid"), "the fixture loads");
+    write_all(
+        dir,
+        &[(image_file, images.clone()), (label_file, labels.clone())],
+    );
+    assert!(
+        load(&registry, "mnist", mnist.clone(), "valid"),
+        "the fixture loads"
+    );
     let mut rng = StdRng::seed_from_u64(2);
     let mut loaded = 0;
     for i in 0..1000 {
@@ -199,10 +218,22 @@ fn idx_and_cifar_files_never_panic() {
         for stale in [image_file, label_file] {
             let _ = std::fs::remove_file(dir.join(format!("{stale}.gz")));
         }
-        let target = if i % 3 == 0 { format!("{name}.gz") } else { name.into() };
+        let target = if i % 3 == 0 {
+            format!("{name}.gz")
+        } else {
+            name.into()
+        };
         let _ = std::fs::remove_file(dir.join(name));
-        write_all(dir, &[(&target, bytes.clone()), (other, other_bytes.clone())]);
-        loaded += load(&registry, "mnist", mnist.clone(), &format!("{name}: {bytes:?}")) as usize;
+        write_all(
+            dir,
+            &[(&target, bytes.clone()), (other, other_bytes.clone())],
+        );
+        loaded += load(
+            &registry,
+            "mnist",
+            mnist.clone(),
+            &format!("{name}: {bytes:?}"),
+        ) as usize;
     }
     assert!(loaded < 1000, "some mutations must be refused");
 
@@ -216,9 +247,18 @@ fn idx_and_cifar_files_never_panic() {
         for b in 1..=5 {
             std::fs::write(cifar.join(format!("data_batch_{b}.bin")), &batch).unwrap();
         }
-        let bytes = if i == 0 { batch.clone() } else { mutate(&mut rng, &batch) };
+        let bytes = if i == 0 {
+            batch.clone()
+        } else {
+            mutate(&mut rng, &batch)
+        };
         std::fs::write(cifar.join("test_batch.bin"), &bytes).unwrap();
-        let ok = load(&registry, "cifar10", config.clone(), &format!("test_batch {i}"));
+        let ok = load(
+            &registry,
+            "cifar10",
+            config.clone(),
+            &format!("test_batch {i}"),
+        );
         assert!(ok || i > 0, "the valid fixture loads");
     }
 }

@@ -23,7 +23,12 @@ fn chromium() -> Option<PathBuf> {
 fn headless(browser: &Path, page: &Path, args: &[&str]) -> std::process::Output {
     let profile = tempfile::tempdir().unwrap();
     Command::new(browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(args)
         .arg(format!("file://{}", page.display()))
@@ -40,7 +45,16 @@ fn the_html_report_is_one_file_that_chromium_renders_with_every_table_and_figure
         .replace("epochs = 250", "epochs = 20");
     std::fs::write(tmp.path().join("suite.toml"), suite).unwrap();
     let plugins = root().join("plugins").display().to_string();
-    let args = ["--plugin-dir", &plugins, "-q", "suite", "run", "suite.toml", "--out", "out"];
+    let args = [
+        "--plugin-dir",
+        &plugins,
+        "-q",
+        "suite",
+        "run",
+        "suite.toml",
+        "--out",
+        "out",
+    ];
     let out = run_host(tmp.path(), &args);
     assert!(out.status.success(), "{}", stderr(&out));
     let dir = tmp.path().join("out");
@@ -50,8 +64,14 @@ fn the_html_report_is_one_file_that_chromium_renders_with_every_table_and_figure
     let tables = markdown.lines().filter(|l| l.starts_with("|---")).count();
     let figures = markdown.matches("![").count();
     assert!(tables >= 2 && figures >= 2, "{markdown}");
-    assert!(!page.contains("<img") && !page.contains("src=\"http"), "self-contained");
-    assert!(page.contains("[strategies.full_persistent]"), "the suite file is on the page");
+    assert!(
+        !page.contains("<img") && !page.contains("src=\"http"),
+        "self-contained"
+    );
+    assert!(
+        page.contains("[strategies.full_persistent]"),
+        "the suite file is on the page"
+    );
 
     let Some(browser) = chromium() else {
         assert!(
@@ -65,14 +85,25 @@ fn the_html_report_is_one_file_that_chromium_renders_with_every_table_and_figure
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert_eq!(dom.matches("<table").count(), tables, "{dom}");
     assert_eq!(dom.matches("<figure").count(), figures, "{dom}");
-    assert_eq!(dom.matches("<figure><svg").count(), figures, "every figure drawn: {dom}");
+    assert_eq!(
+        dom.matches("<figure><svg").count(),
+        figures,
+        "every figure drawn: {dom}"
+    );
 
     let shot = tmp.path().join("shot.png");
     let screenshot = format!("--screenshot={}", shot.display());
-    let done = headless(&browser, &page_path, &[&screenshot, "--window-size=1280,1600"]);
+    let done = headless(
+        &browser,
+        &page_path,
+        &[&screenshot, "--window-size=1280,1600"],
+    );
     assert!(shot.is_file(), "{}", String::from_utf8_lossy(&done.stderr));
     let image = image::open(&shot).unwrap().to_rgb8();
-    let white = image.pixels().filter(|p| p.0.iter().all(|&c| c > 245)).count();
+    let white = image
+        .pixels()
+        .filter(|p| p.0.iter().all(|&c| c > 245))
+        .count();
     let inked = 1.0 - white as f64 / (image.width() * image.height()) as f64;
     assert!(inked > 0.02, "the screenshot is {:.1}% ink", 100.0 * inked);
     if let Some(keep) = std::env::var_os("PN_KEEP_SCREENSHOT") {

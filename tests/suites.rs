@@ -296,7 +296,11 @@ fn suite_file_mistakes_are_one_line_errors_naming_the_line() {
             "line 6: plugin",
         ),
         ("seeds = 4", "seeds = [1, 1, 2]", "seed 1 is listed twice"),
-        ("seeds = 4", "seeds = 100000000000", "`seeds` must be at most"),
+        (
+            "seeds = 4",
+            "seeds = 100000000000",
+            "`seeds` must be at most",
+        ),
         (
             "name = \"tiny\"",
             "name = \"../../escape\"",
@@ -307,7 +311,11 @@ fn suite_file_mistakes_are_one_line_errors_naming_the_line() {
             "config = { phases = 100000 }",
             "line 9: the strategy declares 100000 phases; it must be 1 to 1000",
         ),
-        ("epochs = 250", "epochs = 4294967295", "train.epochs must be 1 to"),
+        (
+            "epochs = 250",
+            "epochs = 4294967295",
+            "train.epochs must be 1 to",
+        ),
         (
             "seeds = 4",
             "seeds = 4\nzero_method = \"pratty\"",
@@ -546,11 +554,23 @@ fn a_suite_chooses_how_the_wilcoxon_test_treats_zero_differences() {
     let file = write_suite(tmp.path(), &text);
     let out = run_host(
         tmp.path(),
-        &["--plugin-dir", &plugin_dir(), "-q", "suite", "run", &file, "--out", "out"],
+        &[
+            "--plugin-dir",
+            &plugin_dir(),
+            "-q",
+            "suite",
+            "run",
+            &file,
+            "--out",
+            "out",
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let report = std::fs::read_to_string(tmp.path().join("out/report.md")).unwrap();
-    assert!(report.contains("`zero_method = \"pratt\"`: seeds with a zero difference"), "{report}");
+    assert!(
+        report.contains("`zero_method = \"pratt\"`: seeds with a zero difference"),
+        "{report}"
+    );
     let plan = std::fs::read_to_string(tmp.path().join("out/plan.json")).unwrap();
     assert!(plan.contains("\"zero_method\": \"pratt\""), "{plan}");
 }

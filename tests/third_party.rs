@@ -350,11 +350,23 @@ fn a_crash_while_a_suite_file_is_checked_is_one_line_and_no_run_starts() {
     let plugins = root().join("plugins").display().to_string();
     let so = so.display().to_string();
     let args = [
-        "--plugin", &so, "--plugin-dir", &plugins, "suite", "run", "suite.toml", "--out", "out",
+        "--plugin",
+        &so,
+        "--plugin-dir",
+        &plugins,
+        "suite",
+        "run",
+        "suite.toml",
+        "--out",
+        "out",
     ];
     let out = run_host(dir.path(), &args);
     assert_one_line_error(&out, "the working process was killed by signal 6");
-    assert!(stderr(&out).contains("finished runs are kept"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("finished runs are kept"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!dir.path().join("out").join("runs").exists());
 }
 
@@ -366,8 +378,20 @@ fn a_hanging_run_times_out_and_printed_lines_cannot_pass_for_results() {
     let so = so.display().to_string();
     let run = |out: &str| {
         let args = [
-            "--plugin", &so, "--plugin-dir", &plugins, "-q", "suite", "run", "suite.toml",
-            "--out", out, "--jobs", "1", "--timeout", "2",
+            "--plugin",
+            &so,
+            "--plugin-dir",
+            &plugins,
+            "-q",
+            "suite",
+            "run",
+            "suite.toml",
+            "--out",
+            out,
+            "--jobs",
+            "1",
+            "--timeout",
+            "2",
         ];
         run_host(dir.path(), &args)
     };
@@ -376,7 +400,12 @@ fn a_hanging_run_times_out_and_printed_lines_cannot_pass_for_results() {
     let out = run("hang");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let record = |suite: &str, id: &str| -> serde_json::Value {
-        let path = dir.path().join(suite).join("runs").join(id).join("run.json");
+        let path = dir
+            .path()
+            .join(suite)
+            .join("runs")
+            .join(id)
+            .join("run.json");
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     };
     for seed in [0, 1] {
@@ -411,8 +440,20 @@ fn a_run_whose_worker_is_terminated_stays_unfinished_not_failed() {
     let so = so.display().to_string();
     let out_dir = dir.path().join("terminated").display().to_string();
     let args = [
-        "--plugin", &so, "--plugin-dir", &plugins, "-q", "suite", "run", "suite.toml", "--out",
-        &out_dir, "--jobs", "1", "--timeout", "5",
+        "--plugin",
+        &so,
+        "--plugin-dir",
+        &plugins,
+        "-q",
+        "suite",
+        "run",
+        "suite.toml",
+        "--out",
+        &out_dir,
+        "--jobs",
+        "1",
+        "--timeout",
+        "5",
     ];
     let suite = std::process::Command::new(pn_tests::pn_host())
         .current_dir(dir.path())
@@ -424,7 +465,10 @@ fn a_run_whose_worker_is_terminated_stays_unfinished_not_failed() {
     let last_baseline = Path::new(&out_dir).join("runs/student.baseline.seed1/run.json");
     let started = std::time::Instant::now();
     while !last_baseline.is_file() {
-        assert!(started.elapsed().as_secs() < 60, "the baseline runs never finished");
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the baseline runs never finished"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(500));
@@ -439,7 +483,10 @@ fn a_run_whose_worker_is_terminated_stays_unfinished_not_failed() {
     assert_eq!(result.status.code(), Some(1), "{err}");
     assert!(err.contains("student.faulty.seed0: interrupted"), "{err}");
     let runs = Path::new(&out_dir).join("runs");
-    assert!(!runs.join("student.faulty.seed0").exists(), "no record of the interrupted run");
+    assert!(
+        !runs.join("student.faulty.seed0").exists(),
+        "no record of the interrupted run"
+    );
     let timed_out = std::fs::read_to_string(runs.join("student.faulty.seed1/run.json")).unwrap();
     assert!(timed_out.contains("timed out"), "{timed_out}");
 }
@@ -447,7 +494,10 @@ fn a_run_whose_worker_is_terminated_stays_unfinished_not_failed() {
 #[test]
 fn plugins_test_passes_every_plugin_here_and_names_the_check_a_faulty_one_fails() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut args = vec!["--plugin-dir".to_string(), root().join("plugins").display().to_string()];
+    let mut args = vec![
+        "--plugin-dir".to_string(),
+        root().join("plugins").display().to_string(),
+    ];
     args.extend(["plugins".into(), "test".into()]);
     let files = pn_host::plugin::registry::plugins_in(&root().join("plugins"));
     assert!(files.len() >= 20, "{files:?}");
@@ -470,7 +520,10 @@ fn plugins_test_passes_every_plugin_here_and_names_the_check_a_faulty_one_fails(
     let (_dir, so) = build_external(&fixture, &api(), |_, text| text);
     let plugins = root().join("plugins").display().to_string();
     let so = so.display().to_string();
-    let out = run_host(tmp.path(), &["--plugin-dir", &plugins, "plugins", "test", &so]);
+    let out = run_host(
+        tmp.path(),
+        &["--plugin-dir", &plugins, "plugins", "test", &so],
+    );
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{report}");
     let failed: Vec<&str> = report.lines().filter(|l| l.contains("FAIL")).collect();
@@ -479,5 +532,9 @@ fn plugins_test_passes_every_plugin_here_and_names_the_check_a_faulty_one_fails(
         failed[0].contains("FAIL strategy faulty: the same seed gives the same losses: epoch 1"),
         "{report}"
     );
-    assert!(stderr(&out).contains("error: 1 of 4 checks failed"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("error: 1 of 4 checks failed"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -142,7 +142,13 @@ fn builds_and_round_trips(
 }
 
 fn loads(registry: &Registry, name: &str, config: Value) -> Verdict {
-    match run::load_splits(registry, &ComponentRef { name: name.into(), config }) {
+    match run::load_splits(
+        registry,
+        &ComponentRef {
+            name: name.into(),
+            config,
+        },
+    ) {
         Ok(_) => Verdict::Pass,
         Err(e) => Verdict::Skip(e),
     }

@@ -8,8 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{
     global_args, plugin_dirs, Cli, Command, CompareArgs, Global, NewKind, PluginsCommand, PoolArgs,
-    RunArgs,
-    SuiteCommand,
+    RunArgs, SuiteCommand,
 };
 use pn_host::containment;
 use pn_host::plugin::registry::{plugins_in, Kind, Registry};

@@ -160,7 +160,11 @@ fn warn_if_writable_by_others(path: &Path) {
     };
     let mode = meta.permissions().mode();
     if mode & 0o022 != 0 {
-        let who = if mode & 0o002 != 0 { "every user" } else { "its group" };
+        let who = if mode & 0o002 != 0 {
+            "every user"
+        } else {
+            "its group"
+        };
         crate::log::log(
             pn_plugin_api::LogLevel::Warn,
             &format!(

@@ -276,7 +276,9 @@ pub const MAX_PHASES: u32 = 1000;
 pub fn phases_of(strategy: &StrategyBox) -> Result<u32, String> {
     let k = strategy.phases().into_result().map_err(|e| e.to_string())?;
     if k == 0 || k > MAX_PHASES {
-        return Err(format!("the strategy declares {k} phases; it must be 1 to {MAX_PHASES}"));
+        return Err(format!(
+            "the strategy declares {k} phases; it must be 1 to {MAX_PHASES}"
+        ));
     }
     Ok(k)
 }

@@ -47,7 +47,9 @@ fn inline_figures(html: &str, plots_dir: &Path) -> String {
     let mut rest = html;
     while let Some(start) = rest.find("<img src=\"plots/") {
         out.push_str(&rest[..start]);
-        let tag_end = rest[start..].find("/>").map_or(rest.len(), |e| start + e + 2);
+        let tag_end = rest[start..]
+            .find("/>")
+            .map_or(rest.len(), |e| start + e + 2);
         let tag = &rest[start..tag_end];
         let attr = |name: &str| {
             let key = format!("{name}=\"");
@@ -101,9 +103,20 @@ mod tests {
         .unwrap();
         let md = "# Suite\n\n| a | b |\n|---|---|\n| 1 | x |\n\n![curves of w](plots/w-curves.png)\n\n![gone](plots/none.png)\n";
         let page = render("Suite <s>", md, dir.path(), Some("name = \"<s>\""));
-        assert!(page.contains("<table>") && page.contains("<th>a</th>"), "{page}");
-        assert!(page.contains("<figure><svg id=\"c\"></svg><figcaption>curves of w</figcaption></figure>"), "{page}");
-        assert!(page.contains("<figure><figcaption>gone</figcaption></figure>"), "{page}");
+        assert!(
+            page.contains("<table>") && page.contains("<th>a</th>"),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                "<figure><svg id=\"c\"></svg><figcaption>curves of w</figcaption></figure>"
+            ),
+            "{page}"
+        );
+        assert!(
+            page.contains("<figure><figcaption>gone</figcaption></figure>"),
+            "{page}"
+        );
         assert!(!page.contains("<img") && !page.contains("<?xml"), "{page}");
         assert!(page.contains("name = &quot;&lt;s&gt;&quot;"), "{page}");
         assert!(page.contains("<title>Suite &lt;s&gt;</title>"), "{page}");

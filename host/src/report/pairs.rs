@@ -141,7 +141,14 @@ mod tests {
             vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0), Some(5.0), None],
         ];
         let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let t = pair_table("w", "per_phase", &names, &values, false);
+        let t = pair_table(
+            "w",
+            "per_phase",
+            &names,
+            &values,
+            false,
+            stats::ZeroMethod::Wilcox,
+        );
         assert_eq!(t.cells[0][1].unwrap().0, 1.0, "a is lower on every seed");
         assert_eq!(t.cells[1][0].unwrap().0, 0.0);
         assert_eq!(

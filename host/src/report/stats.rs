@@ -233,7 +233,11 @@ pub fn wilcoxon_signed_rank_with(diffs: &[f64], zero: ZeroMethod) -> Option<(f64
         }
         i = j;
     }
-    let split = if zero == ZeroMethod::Zsplit { zero2 as f64 / 4.0 } else { 0.0 };
+    let split = if zero == ZeroMethod::Zsplit {
+        zero2 as f64 / 4.0
+    } else {
+        0.0
+    };
     let (r_plus, r_minus) = (plus2 as f64 / 2.0 + split, minus2 as f64 / 2.0 + split);
     let n = d.len() as f64;
     let zeros = diffs.len() - ranks2.len();
@@ -438,7 +442,12 @@ mod tests {
 
         // scipy.stats.ttest_rel([1, 2, 3, 4, 5], [1.5, 2.1, 2.0, 4.5, 5.2]) -> pvalue=0.8389809498732862
         // scipy.stats.wilcoxon(numpy.subtract(...)) -> statistic=5.0, pvalue=0.5625
-        let p = paired(&[1.0, 2.0, 3.0, 4.0, 5.0], &[1.5, 2.1, 2.0, 4.5, 5.2], true, ZeroMethod::Wilcox);
+        let p = paired(
+            &[1.0, 2.0, 3.0, 4.0, 5.0],
+            &[1.5, 2.1, 2.0, 4.5, 5.2],
+            true,
+            ZeroMethod::Wilcox,
+        );
         close(p.t_test_p.unwrap(), 0.8389809498732862, 1e-9);
         close(p.wilcoxon_p.unwrap(), 0.5625, 1e-9);
         close(p.diff.mean, -0.06, 1e-12);
@@ -479,7 +488,12 @@ mod tests {
         let p = paired(&[1.0], &[0.0], true, ZeroMethod::Wilcox);
         assert_eq!((p.n, p.win_rate, p.t_test_p), (1, 1.0, None));
         assert_eq!(p.wilcoxon_p, Some(1.0));
-        let p = paired(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], false, ZeroMethod::Wilcox);
+        let p = paired(
+            &[1.0, 2.0, 3.0],
+            &[1.0, 2.0, 3.0],
+            false,
+            ZeroMethod::Wilcox,
+        );
         assert_eq!((p.win_rate, p.wilcoxon_p, p.t_test_p), (0.5, None, None));
         // all differences equal (and non-zero): no t-test, Wilcoxon still defined
         let p = paired(&[2.0, 3.0, 4.0], &[1.0, 2.0, 3.0], true, ZeroMethod::Wilcox);
@@ -495,9 +509,16 @@ mod tests {
         assert!(t.ci_low < 0.0, "{t:?}");
         let b = summary_bootstrap(&losses);
         assert_eq!((b.mean, b.std), (t.mean, t.std));
-        assert!(b.ci_low > 0.0 && b.ci_low < b.mean && b.mean < b.ci_high, "{b:?}");
+        assert!(
+            b.ci_low > 0.0 && b.ci_low < b.mean && b.mean < b.ci_high,
+            "{b:?}"
+        );
         assert!(b.ci_high <= 4e-8);
-        assert_eq!(summary_bootstrap(&losses), b, "seeded: the same interval every time");
+        assert_eq!(
+            summary_bootstrap(&losses),
+            b,
+            "seeded: the same interval every time"
+        );
         // for many roughly normal values the two intervals nearly agree
         let mut rng = StdRng::seed_from_u64(7);
         let normal = rand_distr::Normal::new(1.0, 0.1).unwrap();

@@ -249,12 +249,7 @@ fn select(plan: &Plan, w: &PlannedWorkload, s: &str, view: View) -> Vec<String> 
         .collect()
 }
 
-fn summarise(
-    l: &Loaded,
-    view: View,
-    reference: Option<&Loaded>,
-    zero: stats::ZeroMethod,
-) -> Row {
+fn summarise(l: &Loaded, view: View, reference: Option<&Loaded>, zero: stats::ZeroMethod) -> Row {
     let metric = compared_metric(l.workload);
     let done: Vec<&RunRecord> = l.records.iter().flatten().collect();
     let count = |s: Status| done.iter().filter(|r| r.status == s).count();
@@ -591,13 +586,19 @@ impl Report {
     pub fn markdown(&self, runs_meta: &str) -> String {
         let mut out = format!("# Suite `{}`\n\n{runs_meta}\n", self.plan.suite);
         let zero_rule = match self.plan.zero_method {
-            stats::ZeroMethod::Wilcox => "seeds with a zero difference are left out, as scipy's \
+            stats::ZeroMethod::Wilcox => {
+                "seeds with a zero difference are left out, as scipy's \
                 default `zero_method=\"wilcox\"` does; with many ties at zero this raises p; a \
-                suite can choose `zero_method = \"pratt\"` or `\"zsplit\"`",
-            stats::ZeroMethod::Pratt => "`zero_method = \"pratt\"`: seeds with a zero difference \
-                are ranked with the others, then their ranks are dropped",
-            stats::ZeroMethod::Zsplit => "`zero_method = \"zsplit\"`: seeds with a zero difference \
-                are ranked with the others, their ranks split between both signs",
+                suite can choose `zero_method = \"pratt\"` or `\"zsplit\"`"
+            }
+            stats::ZeroMethod::Pratt => {
+                "`zero_method = \"pratt\"`: seeds with a zero difference \
+                are ranked with the others, then their ranks are dropped"
+            }
+            stats::ZeroMethod::Zsplit => {
+                "`zero_method = \"zsplit\"`: seeds with a zero difference \
+                are ranked with the others, their ranks split between both signs"
+            }
         };
         out.push_str(&format!(
             "How to read it: each row summarises one strategy over the same seeds. \

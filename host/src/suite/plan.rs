@@ -281,7 +281,9 @@ impl Suite {
         let seeds = match &file.seeds {
             Seeds::Count(0) => return Err(format!("{origin}: `seeds` must be at least 1")),
             Seeds::Count(n) if *n > MAX_SEEDS => {
-                return Err(format!("{origin}: `seeds` must be at most {MAX_SEEDS}, got {n}"))
+                return Err(format!(
+                    "{origin}: `seeds` must be at most {MAX_SEEDS}, got {n}"
+                ))
             }
             // TOML integers are i64, so the sum cannot overflow a u64
             Seeds::Count(n) => (file.master_seed..file.master_seed + n).collect(),
@@ -290,8 +292,15 @@ impl Suite {
             }
             Seeds::List(list) => list.clone(),
         };
-        if let Some(twice) = seeds.iter().enumerate().find(|(i, s)| seeds[..*i].contains(s)) {
-            return Err(format!("{origin}: seed {} is listed twice in `seeds`", twice.1));
+        if let Some(twice) = seeds
+            .iter()
+            .enumerate()
+            .find(|(i, s)| seeds[..*i].contains(s))
+        {
+            return Err(format!(
+                "{origin}: seed {} is listed twice in `seeds`",
+                twice.1
+            ));
         }
         if !is_plain_name(&name) {
             return Err(format!(

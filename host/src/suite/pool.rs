@@ -223,7 +223,10 @@ fn slot(
                     .unwrap_or_else(|e| e.to_string());
                 let interrupted = exit.as_ref().is_ok_and(|e| {
                     use std::os::unix::process::ExitStatusExt;
-                    matches!(e.signal(), Some(libc::SIGTERM | libc::SIGINT | libc::SIGHUP))
+                    matches!(
+                        e.signal(),
+                        Some(libc::SIGTERM | libc::SIGINT | libc::SIGHUP)
+                    )
                 });
                 let message = match lost {
                     // scancel, Ctrl-C or a closed session: the suite is being stopped, and the

@@ -47,7 +47,9 @@ pub fn read(path: &Path, expected_dims: usize) -> Result<Idx, String> {
 fn inflate_declared(gz: &[u8], expected_dims: usize) -> std::io::Result<Vec<u8>> {
     let mut decoder = flate2::read::GzDecoder::new(gz);
     let mut out = Vec::new();
-    (&mut decoder).take(4 + 4 * expected_dims as u64).read_to_end(&mut out)?;
+    (&mut decoder)
+        .take(4 + 4 * expected_dims as u64)
+        .read_to_end(&mut out)?;
     let Ok((dims, _)) = header(&out, expected_dims) else {
         return Ok(out); // `parse` names what is wrong with the header
     };
@@ -185,7 +187,9 @@ mod tests {
         [u32::MAX, u32::MAX, u32::MAX]
             .iter()
             .for_each(|d| bytes.extend(d.to_be_bytes()));
-        assert!(parse(&bytes, 3).unwrap_err().contains("more values than memory"));
+        assert!(parse(&bytes, 3)
+            .unwrap_err()
+            .contains("more values than memory"));
     }
 
     #[test]
