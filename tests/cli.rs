@@ -712,3 +712,36 @@ fn set_reaches_training_settings_that_are_unset_by_default() {
     // accepted as a setting; the teacher-student inputs are not images, which the run says
     assert_one_line_error(&out, "train.augment needs image inputs");
 }
+
+#[test]
+fn optimizer_constants_are_settings_recorded_in_every_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = workspace_plugin_dir();
+    let train = |out: &str, set: &[&str]| -> serde_json::Value {
+        let mut args = vec!["--plugin-dir", plugins.as_str()];
+        args.extend(["-q", "run", "--set", "train.epochs=2", "--out", out]);
+        for s in set {
+            args.extend(["--set", s]);
+        }
+        let result = run_host(tmp.path(), &args);
+        assert!(result.status.success(), "{}", stderr(&result));
+        let json = String::from_utf8_lossy(&result.stdout).trim().to_string();
+        serde_json::from_slice(&std::fs::read(tmp.path().join(json)).unwrap()).unwrap()
+    };
+    let loss = |r: &serde_json::Value| r["final_metrics"]["train_loss"].as_f64().unwrap();
+    let default = train("adam", &[]);
+    assert_eq!(default["train"]["epsilon"], 1e-5);
+    assert_eq!(default["train"]["beta1"], 0.9);
+    let pytorch = train("adam_eps", &["train.epsilon=1e-8"]);
+    assert_eq!(pytorch["train"]["epsilon"], 1e-8);
+    assert_ne!(loss(&default), loss(&pytorch));
+    let sgd = ["train.optimizer=\"sgd\"", "train.lr=0.05"];
+    let damped = train("sgd", &sgd);
+    assert_eq!(damped["train"]["dampening"], 0.1);
+    let undamped = train("sgd0", &[sgd[0], sgd[1], "train.dampening=0"]);
+    let nesterov = train("nesterov", &[sgd[0], sgd[1], "train.dampening=0", "train.nesterov=true"]);
+    assert_ne!(loss(&damped), loss(&undamped));
+    assert_ne!(loss(&undamped), loss(&nesterov));
+    let bad = run_host(tmp.path(), &["run", "--set", "train.beta2=1"]);
+    assert_one_line_error(&bad, "train.beta2 must be in [0, 1), got 1");
+}

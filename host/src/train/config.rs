@@ -24,6 +24,18 @@ pub struct TrainConfig {
     pub lr: f64,
     /// SGD momentum (ignored by Adam).
     pub momentum: f64,
+    /// SGD momentum's dampening: the momentum buffer adds (1 − dampening) × gradient. Burn's
+    /// default 0.1 is kept as the default; PyTorch's is 0.
+    pub dampening: f64,
+    /// Nesterov momentum for SGD.
+    pub nesterov: bool,
+    /// Adam's β1.
+    pub beta1: f64,
+    /// Adam's β2.
+    pub beta2: f64,
+    /// Adam's ε. Burn's default 1e-5 is kept as the default; PyTorch and most papers use 1e-8,
+    /// which changes updates where gradients are small.
+    pub epsilon: f64,
     /// Weight decay of the optimizer (0 for none).
     pub weight_decay: f64,
     /// Examples per step.
@@ -57,6 +69,11 @@ impl Default for TrainConfig {
             optimizer: OptimizerKind::Adam,
             lr: 0.01,
             momentum: 0.9,
+            dampening: 0.1,
+            nesterov: false,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-5,
             weight_decay: 0.0,
             batch_size: 128,
             epochs: 10,
@@ -94,6 +111,23 @@ impl TrainConfig {
             return Err(format!(
                 "train.momentum must be in [0, 1), got {}",
                 self.momentum
+            ));
+        }
+        for (key, value) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&value) {
+                return Err(format!("train.{key} must be in [0, 1), got {value}"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.dampening) {
+            return Err(format!(
+                "train.dampening must be in [0, 1], got {}",
+                self.dampening
+            ));
+        }
+        if !(self.epsilon > 0.0 && self.epsilon.is_finite()) {
+            return Err(format!(
+                "train.epsilon must be a positive number, got {}",
+                self.epsilon
             ));
         }
         if !(0.0..1.0).contains(&self.holdout) {

@@ -45,10 +45,21 @@ impl Optim {
         let decay =
             (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
         match cfg.optimizer {
-            OptimizerKind::Adam => Inner::Adam(AdamConfig::new().with_weight_decay(decay).init()),
+            OptimizerKind::Adam => Inner::Adam(
+                AdamConfig::new()
+                    .with_beta_1(cfg.beta1 as f32)
+                    .with_beta_2(cfg.beta2 as f32)
+                    .with_epsilon(cfg.epsilon as f32)
+                    .with_weight_decay(decay)
+                    .init(),
+            ),
             OptimizerKind::Sgd => {
-                let momentum =
-                    (cfg.momentum > 0.0).then(|| MomentumConfig::new().with_momentum(cfg.momentum));
+                let momentum = (cfg.momentum > 0.0).then(|| {
+                    MomentumConfig::new()
+                        .with_momentum(cfg.momentum)
+                        .with_dampening(cfg.dampening)
+                        .with_nesterov(cfg.nesterov)
+                });
                 Inner::Sgd(
                     SgdConfig::new()
                         .with_weight_decay(decay)
