@@ -739,7 +739,10 @@ fn optimizer_constants_are_settings_recorded_in_every_run() {
     let damped = train("sgd", &sgd);
     assert_eq!(damped["train"]["dampening"], 0.1);
     let undamped = train("sgd0", &[sgd[0], sgd[1], "train.dampening=0"]);
-    let nesterov = train("nesterov", &[sgd[0], sgd[1], "train.dampening=0", "train.nesterov=true"]);
+    let nesterov = train(
+        "nesterov",
+        &[sgd[0], sgd[1], "train.dampening=0", "train.nesterov=true"],
+    );
     assert_ne!(loss(&damped), loss(&undamped));
     assert_ne!(loss(&undamped), loss(&nesterov));
     let bad = run_host(tmp.path(), &["run", "--set", "train.beta2=1"]);

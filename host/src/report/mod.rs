@@ -1,12 +1,44 @@
 //! Suite reports: the summary over seeds ([`summary`]), every pair of strategies ([`pairs`]),
-//! the statistics behind them ([`stats`]), the figures ([`plots`]), the runs still missing
+//! the statistics behind them ([`stats`]), the text ([`render`]: terminal table, CSV,
+//! markdown), the figures ([`figures`], drawn by [`plots`]), the runs still missing
 //! ([`missing`]) and the page for a browser ([`html`]).
 
+pub mod figures;
 pub mod html;
 pub mod missing;
 pub mod pairs;
 pub mod plots;
+pub mod render;
 pub mod stats;
 pub mod summary;
 
 pub use summary::*;
+
+use std::path::Path;
+
+use crate::results::Store;
+
+/// Builds the report of `store` and writes `summary.csv`, the plots, `report.md` and
+/// `report.html`.
+pub fn write(store: &Store) -> Result<Report, String> {
+    let report = Report::build(store)?;
+    let meta = render::runs_meta(store, &report);
+    crate::run::write_atomic(&store.dir.join("summary.csv"), &report.csv()?)?;
+    figures::draw(store, &report)?;
+    let markdown = report.markdown(&meta);
+    crate::run::write_atomic(&store.dir.join("report.md"), markdown.as_bytes())?;
+    let suite_file = std::fs::read_to_string(store.dir.join("suite.toml")).ok();
+    let page = html::render(
+        &format!("Suite {}", report.plan.suite),
+        &markdown,
+        &store.dir.join("plots"),
+        suite_file.as_deref(),
+    );
+    crate::run::write_atomic(&store.dir.join("report.html"), page.as_bytes())?;
+    Ok(report)
+}
+
+/// The path of the report's markdown file.
+pub fn markdown_path(dir: &Path) -> std::path::PathBuf {
+    dir.join("report.md")
+}
