@@ -1,7 +1,7 @@
 //! Layer operations (`ops::Layer`): linear, convolution, pooling, dropout, softmax, and batch
 //! normalisation with host-owned running statistics.
 
-use burn::tensor::{activation, module, Distribution, Tensor};
+use burn::tensor::{activation, module, Distribution, Slice, Tensor};
 use pn_plugin_api::abi::TensorId;
 use pn_plugin_api::ops::Layer;
 
@@ -124,9 +124,10 @@ impl Session<'_> {
             }
             Layer::Conv2d => {
                 let w = rank4(x.get(1).ok_or("conv2d needs a weight")?)?;
+                let (input, stride) = strided_1x1(rank4(&first)?, &w, pair(0)?, pair(2)?);
                 let options =
-                    burn::tensor::ops::ConvOptions::new(pair(0)?, pair(2)?, pair(4)?, arg(6)?);
-                DynTensor::R4(module::conv2d(rank4(&first)?, w, bias(2)?, options))
+                    burn::tensor::ops::ConvOptions::new(stride, pair(2)?, pair(4)?, arg(6)?);
+                DynTensor::R4(module::conv2d(input, w, bias(2)?, options))
             }
             Layer::MaxPool2d => DynTensor::R4(module::max_pool2d(
                 rank4(&first)?,
@@ -199,4 +200,26 @@ impl Session<'_> {
         n.var = n.var.clone() * (1.0 - momentum) + var * momentum;
         n.batches += 1;
     }
+}
+
+/// The input and stride of a convolution, with a strided 1x1 convolution without padding (a
+/// ResNet projection shortcut) turned into one with stride 1 on the strided pixels: the same
+/// result, but Burn 0.21's CubeCL backends (wgpu, and so Vulkan and likely CUDA) compute the
+/// input gradient of a strided 1x1 convolution wrongly (up to 85% off in a test against a
+/// hand-written reference; `flex` is right), which made ResNet train differently on `vulkan`.
+fn strided_1x1(
+    x: Tensor<B, 4>,
+    w: &Tensor<B, 4>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> (Tensor<B, 4>, [usize; 2]) {
+    let [_, _, kh, kw] = w.dims();
+    if [kh, kw] != [1, 1] || padding != [0, 0] || stride == [1, 1] {
+        return (x, stride);
+    }
+    let every = |s: usize| Slice::new(0, None, s as isize);
+    (
+        x.slice([every(1), every(1), every(stride[0]), every(stride[1])]),
+        [1, 1],
+    )
 }
