@@ -74,6 +74,7 @@ fn index_of(name: &str, kind: &str) -> Result<Option<usize>, String> {
     }
 }
 
+#[cfg(not(all(feature = "cuda", feature = "vulkan")))]
 fn not_built(name: &str, feature: &str) -> String {
     format!("device `{name}` needs a pn-host built with `--features {feature}`")
 }
