@@ -140,6 +140,8 @@ fn bench_times_the_strategies_it_is_given_beside_plain_burn() {
         .map(|(_, r)| r)
         .unwrap_or_else(|| panic!("no read counts: {stdout}"));
     assert!(reads.starts_with("baseline 0, sam "), "{stdout}");
+    let out = run_host(&root(), &["bench", "--only", "LeNet"]);
+    assert_one_line_error(&out, "--only `LeNet` matches no workload: teacher-student");
 }
 
 #[test]

@@ -461,9 +461,20 @@ pub fn run(
     only: Option<&str>,
     strategies: &[&str],
 ) -> Result<Vec<(String, Figures)>, String> {
-    cases()
+    let chosen: Vec<Case> = cases()
         .into_iter()
         .filter(|case| only.is_none_or(|o| case.name.contains(o)))
+        .collect();
+    if chosen.is_empty() {
+        let names: Vec<&str> = cases().iter().map(|c| c.name).collect();
+        return Err(format!(
+            "--only `{}` matches no workload: {}",
+            only.unwrap_or_default(),
+            names.join("; ")
+        ));
+    }
+    chosen
+        .into_iter()
         .map(|case| {
             let data = synthetic(&case, device)?;
             let models = strategies
