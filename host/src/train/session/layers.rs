@@ -223,3 +223,61 @@ fn strided_1x1(
         [1, 1],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    use burn::tensor::TensorData;
+
+    use super::*;
+    use crate::device::parse_device;
+
+    /// Output and input gradient of a 1x1 convolution of a 2x3x`h`x`w` input with `stride`,
+    /// through [`strided_1x1`] or straight through Burn.
+    fn conv(h: usize, w: usize, stride: [usize; 2], rewrite: bool) -> (Vec<f32>, Vec<f32>) {
+        let device = parse_device("cpu").unwrap();
+        let values = |n: usize, salt: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| ((i * 37 + salt) % 29) as f32 / 29.0 - 0.5)
+                .collect()
+        };
+        let x =
+            Tensor::<B, 4>::from_data(TensorData::new(values(6 * h * w, 1), [2, 3, h, w]), &device)
+                .require_grad();
+        let weight =
+            Tensor::<B, 4>::from_data(TensorData::new(values(12, 2), [4, 3, 1, 1]), &device);
+        let (input, stride) = if rewrite {
+            strided_1x1(x.clone(), &weight, stride, [0, 0])
+        } else {
+            (x.clone(), stride)
+        };
+        let y = conv2d(
+            input,
+            weight,
+            None,
+            ConvOptions::new(stride, [0, 0], [1, 1], 1),
+        );
+        let c = Tensor::<B, 4>::from_data(
+            TensorData::new(values(y.dims().iter().product(), 3), y.dims()),
+            &device,
+        );
+        let out = y.to_data().to_vec::<f32>().unwrap();
+        let grads = (y * c).sum().backward();
+        let gx = x.grad(&grads).unwrap().to_data().to_vec::<f32>().unwrap();
+        (out, gx)
+    }
+
+    #[test]
+    fn a_strided_1x1_convolution_on_the_strided_pixels_is_the_same_convolution() {
+        for (h, w, stride) in [(8, 8, [2, 2]), (9, 7, [2, 3]), (5, 6, [3, 1])] {
+            let (y, gx) = conv(h, w, stride, true);
+            let (y_burn, gx_burn) = conv(h, w, stride, false);
+            assert_eq!(y.len(), y_burn.len(), "{h}x{w} {stride:?}");
+            for (a, b) in y.iter().zip(&y_burn).chain(gx.iter().zip(&gx_burn)) {
+                assert!((a - b).abs() < 1e-5, "{h}x{w} {stride:?}: {a} vs {b}");
+            }
+            assert!(gx.iter().any(|g| *g != 0.0));
+        }
+    }
+}
