@@ -133,6 +133,15 @@ fn bench_times_the_strategies_it_is_given_beside_plain_burn() {
         .map(|v| v.parse().unwrap())
         .collect();
     assert!(row.iter().all(|ms| *ms > 0.0), "{stdout}");
+    // A plain step keeps everything on the device: no read waits for it.
+    let reads = lines
+        .iter()
+        .find_map(|l| l.split_once("reads from the device per step: "))
+        .map(|(_, r)| r)
+        .unwrap_or_else(|| panic!("no read counts: {stdout}"));
+    assert!(reads.starts_with("baseline 0, sam "), "{stdout}");
+    let out = run_host(&root(), &["bench", "--only", "LeNet"]);
+    assert_one_line_error(&out, "--only `LeNet` matches no workload: teacher-student");
 }
 
 #[test]

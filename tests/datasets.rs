@@ -5,28 +5,8 @@
 use std::path::Path;
 
 use pn_host::run::ComponentRef;
-use pn_tests::{assert_one_line_error, root, run_host, stderr};
+use pn_tests::{assert_one_line_error, cifar_fixture, root, run_host, stderr};
 use serde_json::json;
-
-/// Writes a tiny CIFAR-10 directory: 8 records per training file, 20 test records.
-fn cifar_fixture(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let file = |name: &str, n: usize, salt: usize| {
-        let mut bytes = vec![];
-        for i in 0..n {
-            let label = ((i + salt) % 10) as u8;
-            bytes.push(label);
-            bytes.extend(
-                (0..3072).map(|p| ((p * 7 + i * 13 + salt + label as usize * 25) % 256) as u8),
-            );
-        }
-        std::fs::write(dir.join(name), bytes).unwrap();
-    };
-    for b in 1..=5 {
-        file(&format!("data_batch_{b}.bin"), 8, b);
-    }
-    file("test_batch.bin", 20, 0);
-}
 
 fn run_cifar(tmp: &Path, dir: &Path) -> std::process::Output {
     let set = format!("dataset.dir={:?}", dir.display().to_string());

@@ -8,8 +8,12 @@ use std::process::{Command, Output};
 
 use pn_host::plugin::registry::Registry;
 
-/// The workspace root.
+/// The workspace root, or `PN_TEST_ROOT` when set: a built tree carried elsewhere (a machine
+/// lent a GPU has no Rust toolchain), with `target/release/pn-host` and `plugins/*.so`.
 pub fn root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PN_TEST_ROOT") {
+        return PathBuf::from(dir);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root")
@@ -155,4 +159,24 @@ fn copy_dir(from: &Path, to: &Path, edit: &dyn Fn(&Path, String) -> String) {
             }
         }
     }
+}
+
+/// Writes a tiny CIFAR-10 directory: 8 records per training file, 20 test records.
+pub fn cifar_fixture(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = |name: &str, n: usize, salt: usize| {
+        let mut bytes = vec![];
+        for i in 0..n {
+            let label = ((i + salt) % 10) as u8;
+            bytes.push(label);
+            bytes.extend(
+                (0..3072).map(|p| ((p * 7 + i * 13 + salt + label as usize * 25) % 256) as u8),
+            );
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    };
+    for b in 1..=5 {
+        file(&format!("data_batch_{b}.bin"), 8, b);
+    }
+    file("test_batch.bin", 20, 0);
 }

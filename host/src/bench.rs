@@ -24,6 +24,7 @@ use serde_json::json;
 use crate::device::{Device, B};
 use crate::plugin::registry::{phases_of, Registry};
 use crate::train::data::{Data, Targets};
+use crate::train::dyn_tensor::read_backs;
 use crate::train::optim::Optim;
 use crate::train::params::{initial_values, ParamStore};
 use crate::train::session::Callback;
@@ -101,6 +102,8 @@ pub struct Figures {
     pub direct: f64,
     /// Through the plugin boundary, per strategy (in the order asked for).
     pub strategies: Vec<(String, f64)>,
+    /// Reads from the device to the host per step, per strategy (in the same order).
+    pub reads: Vec<f64>,
 }
 
 /// The strategies `pn-host bench` times by default: plain training and the persistence
@@ -151,28 +154,32 @@ const LR: f64 = 1e-3;
 /// A closure that takes one training step.
 type Stepper<'a> = Box<dyn FnMut() -> Result<(), String> + 'a>;
 
-/// Milliseconds per step of each stepper: blocks of `steps` steps, taken in turns over several
-/// rounds so that warm-up and machine noise hit every stepper alike; the best block counts.
+/// Milliseconds per step of each stepper, and the host's reads from the device per step:
+/// blocks of `steps` steps, taken in turns over several rounds so that warm-up and machine
+/// noise hit every stepper alike; the best block counts.
 fn measure(
     steppers: &mut [Stepper<'_>],
     steps: usize,
     device: &Device,
-) -> Result<Vec<f64>, String> {
+) -> Result<(Vec<f64>, Vec<f64>), String> {
     let mut best = vec![f64::INFINITY; steppers.len()];
+    let mut reads = vec![0.0; steppers.len()];
     for round in 0..6 {
         for (i, step) in steppers.iter_mut().enumerate() {
+            let reads_before = read_backs();
             let start = Instant::now();
             for _ in 0..steps {
                 step()?;
             }
             B::sync(device).map_err(|e| format!("{e:?}"))?;
             let ms = start.elapsed().as_secs_f64() * 1000.0 / steps as f64;
+            reads[i] = (read_backs() - reads_before) as f64 / steps as f64;
             if round > 0 {
                 best[i] = best[i].min(ms);
             }
         }
     }
-    Ok(best)
+    Ok((best, reads))
 }
 
 fn batch(
@@ -454,9 +461,20 @@ pub fn run(
     only: Option<&str>,
     strategies: &[&str],
 ) -> Result<Vec<(String, Figures)>, String> {
-    cases()
+    let chosen: Vec<Case> = cases()
         .into_iter()
         .filter(|case| only.is_none_or(|o| case.name.contains(o)))
+        .collect();
+    if chosen.is_empty() {
+        let names: Vec<&str> = cases().iter().map(|c| c.name).collect();
+        return Err(format!(
+            "--only `{}` matches no workload: {}",
+            only.unwrap_or_default(),
+            names.join("; ")
+        ));
+    }
+    chosen
+        .into_iter()
         .map(|case| {
             let data = synthetic(&case, device)?;
             let models = strategies
@@ -469,7 +487,7 @@ pub fn run(
                     registry, model, &case, &data, strategy, device,
                 )?);
             }
-            let ms = measure(&mut steppers, (steps / case.slowness).max(1), device)?;
+            let (ms, reads) = measure(&mut steppers, (steps / case.slowness).max(1), device)?;
             Ok((
                 case.name.to_string(),
                 Figures {
@@ -479,14 +497,16 @@ pub fn run(
                         .map(|s| s.to_string())
                         .zip(ms[1..].iter().copied())
                         .collect(),
+                    reads: reads[1..].to_vec(),
                 },
             ))
         })
         .collect()
 }
 
-/// The report printed by `pn-host bench`: ms per step, and the first strategy's cost over
-/// plain Burn (the boundary, when it is `baseline`).
+/// The report printed by `pn-host bench`: ms per step, the first strategy's cost over plain
+/// Burn (the boundary, when it is `baseline`), and the host's reads from the device per step of
+/// each strategy (on a GPU each waits for the device).
 pub fn format(results: &[(String, Figures)]) -> String {
     let Some((_, first)) = results.first() else {
         return String::new();
@@ -503,6 +523,18 @@ pub fn format(results: &[(String, Figures)]) -> String {
         }
         let first = f.strategies.first().map_or(f64::NAN, |s| s.1);
         out += &format!(" {:>9.1}%\n", 100.0 * (first / f.direct - 1.0));
+    }
+    for (name, f) in results {
+        let reads: Vec<String> = f
+            .strategies
+            .iter()
+            .zip(&f.reads)
+            .map(|((s, _), r)| format!("{s} {r}"))
+            .collect();
+        out += &format!(
+            "{name}: reads from the device per step: {}\n",
+            reads.join(", ")
+        );
     }
     out
 }

@@ -29,7 +29,8 @@ pub struct Global {
     /// A directory of plugins (repeatable; default `plugins/`, plus `PN_PLUGIN_PATH`).
     #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
     pub plugin_dirs: Vec<PathBuf>,
-    /// Device: `cpu` (Burn flex) or `cuda[:N]` (built with `--features cuda`).
+    /// Device: `cpu` (Burn flex), `cuda[:N]` (built with `--features cuda`) or `vulkan[:N]`
+    /// (Burn wgpu on Vulkan, built with `--features vulkan`; GPUs first, then CPU drivers).
     #[arg(long, global = true, default_value = "cpu")]
     pub device: String,
     /// Only warnings and results.

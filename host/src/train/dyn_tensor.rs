@@ -3,9 +3,25 @@
 //! Operations between tensors of different ranks first prepend size-1 dimensions to the lower
 //! rank (numpy broadcasting). A scalar is a rank-1 tensor of shape `[1]`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use burn::tensor::Tensor;
 
 use crate::device::B;
+
+/// Reads from the device to the host so far in this process.
+static READ_BACKS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one read from the device to the host: on a GPU each waits for the queue to drain, so
+/// `pn-host bench` reports them per step. Every read the host makes goes through here.
+pub fn count_read_back() {
+    READ_BACKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Reads from the device to the host so far in this process (see [`count_read_back`]).
+pub fn read_backs() -> u64 {
+    READ_BACKS.load(Ordering::Relaxed)
+}
 
 /// A float tensor of rank 1..=4 on the host's backend.
 #[derive(Clone, Debug)]
@@ -139,6 +155,7 @@ impl DynTensor {
 
     /// Reads the values back, row-major.
     pub fn to_values(&self) -> Vec<f32> {
+        count_read_back();
         with_dyn!(self, |t| t
             .to_data()
             .convert::<f32>()

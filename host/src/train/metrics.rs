@@ -48,6 +48,7 @@ impl MetricSum {
 }
 
 fn scalar(t: Tensor<B, 1>) -> f64 {
+    crate::train::dyn_tensor::count_read_back();
     t.into_data()
         .convert::<f64>()
         .to_vec::<f64>()
@@ -57,6 +58,7 @@ fn scalar(t: Tensor<B, 1>) -> f64 {
 }
 
 fn int_scalar(t: Tensor<B, 1, Int>) -> f64 {
+    crate::train::dyn_tensor::count_read_back();
     t.into_data()
         .convert::<i64>()
         .to_vec::<i64>()

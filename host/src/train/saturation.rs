@@ -95,6 +95,7 @@ impl Tracker {
         self.sites
             .into_iter()
             .map(|(layer, site)| {
+                crate::train::dyn_tensor::count_read_back();
                 let fraction = match site {
                     Site::Relu(max) => {
                         let units = max.dims()[0] as f64;

@@ -1,7 +1,7 @@
 //! Layer operations (`ops::Layer`): linear, convolution, pooling, dropout, softmax, and batch
 //! normalisation with host-owned running statistics.
 
-use burn::tensor::{activation, module, Distribution, Tensor};
+use burn::tensor::{activation, module, Distribution, Slice, Tensor};
 use pn_plugin_api::abi::TensorId;
 use pn_plugin_api::ops::Layer;
 
@@ -124,9 +124,10 @@ impl Session<'_> {
             }
             Layer::Conv2d => {
                 let w = rank4(x.get(1).ok_or("conv2d needs a weight")?)?;
+                let (input, stride) = strided_1x1(rank4(&first)?, &w, pair(0)?, pair(2)?);
                 let options =
-                    burn::tensor::ops::ConvOptions::new(pair(0)?, pair(2)?, pair(4)?, arg(6)?);
-                DynTensor::R4(module::conv2d(rank4(&first)?, w, bias(2)?, options))
+                    burn::tensor::ops::ConvOptions::new(stride, pair(2)?, pair(4)?, arg(6)?);
+                DynTensor::R4(module::conv2d(input, w, bias(2)?, options))
             }
             Layer::MaxPool2d => DynTensor::R4(module::max_pool2d(
                 rank4(&first)?,
@@ -198,5 +199,85 @@ impl Session<'_> {
         n.mean = n.mean.clone() * (1.0 - momentum) + mean * momentum;
         n.var = n.var.clone() * (1.0 - momentum) + var * momentum;
         n.batches += 1;
+    }
+}
+
+/// The input and stride of a convolution, with a strided 1x1 convolution without padding (a
+/// ResNet projection shortcut) turned into one with stride 1 on the strided pixels: the same
+/// result, but Burn 0.21's CubeCL backends (wgpu, and so Vulkan and likely CUDA) compute the
+/// input gradient of a strided 1x1 convolution wrongly (up to 85% off in a test against a
+/// hand-written reference; `flex` is right), which made ResNet train differently on `vulkan`.
+fn strided_1x1(
+    x: Tensor<B, 4>,
+    w: &Tensor<B, 4>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> (Tensor<B, 4>, [usize; 2]) {
+    let [_, _, kh, kw] = w.dims();
+    if [kh, kw] != [1, 1] || padding != [0, 0] || stride == [1, 1] {
+        return (x, stride);
+    }
+    let every = |s: usize| Slice::new(0, None, s as isize);
+    (
+        x.slice([every(1), every(1), every(stride[0]), every(stride[1])]),
+        [1, 1],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    use burn::tensor::TensorData;
+
+    use super::*;
+    use crate::device::parse_device;
+
+    /// Output and input gradient of a 1x1 convolution of a 2x3x`h`x`w` input with `stride`,
+    /// through [`strided_1x1`] or straight through Burn.
+    fn conv(h: usize, w: usize, stride: [usize; 2], rewrite: bool) -> (Vec<f32>, Vec<f32>) {
+        let device = parse_device("cpu").unwrap();
+        let values = |n: usize, salt: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| ((i * 37 + salt) % 29) as f32 / 29.0 - 0.5)
+                .collect()
+        };
+        let x =
+            Tensor::<B, 4>::from_data(TensorData::new(values(6 * h * w, 1), [2, 3, h, w]), &device)
+                .require_grad();
+        let weight =
+            Tensor::<B, 4>::from_data(TensorData::new(values(12, 2), [4, 3, 1, 1]), &device);
+        let (input, stride) = if rewrite {
+            strided_1x1(x.clone(), &weight, stride, [0, 0])
+        } else {
+            (x.clone(), stride)
+        };
+        let y = conv2d(
+            input,
+            weight,
+            None,
+            ConvOptions::new(stride, [0, 0], [1, 1], 1),
+        );
+        let c = Tensor::<B, 4>::from_data(
+            TensorData::new(values(y.dims().iter().product(), 3), y.dims()),
+            &device,
+        );
+        let out = y.to_data().to_vec::<f32>().unwrap();
+        let grads = (y * c).sum().backward();
+        let gx = x.grad(&grads).unwrap().to_data().to_vec::<f32>().unwrap();
+        (out, gx)
+    }
+
+    #[test]
+    fn a_strided_1x1_convolution_on_the_strided_pixels_is_the_same_convolution() {
+        for (h, w, stride) in [(8, 8, [2, 2]), (9, 7, [2, 3]), (5, 6, [3, 1])] {
+            let (y, gx) = conv(h, w, stride, true);
+            let (y_burn, gx_burn) = conv(h, w, stride, false);
+            assert_eq!(y.len(), y_burn.len(), "{h}x{w} {stride:?}");
+            for (a, b) in y.iter().zip(&y_burn).chain(gx.iter().zip(&gx_burn)) {
+                assert!((a - b).abs() < 1e-5, "{h}x{w} {stride:?}: {a} vs {b}");
+            }
+            assert!(gx.iter().any(|g| *g != 0.0));
+        }
     }
 }
