@@ -227,7 +227,7 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
             host: host_version.version.to_string(),
         });
     }
-    let root = root_module(&header, &pv, &hv).map_err(|e| match e {
+    let root = root_module(header, &pv, &hv).map_err(|e| match e {
         LibraryError::AbiInstability(_) => other(format!(
             "its pn-plugin-api {} is not layout-compatible with this pn-host's {}: rebuild the plugin",
             plugin_version.version, host_version.version

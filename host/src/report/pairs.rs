@@ -18,8 +18,11 @@ pub struct PairTable {
     /// `cells[i][j]` (i ≠ j): the fraction of shared seeds on which strategy i ended better
     /// than j (ties count half), and the Holm-adjusted two-sided Wilcoxon p of their paired
     /// differences (None when every difference is zero or no seed is shared).
-    pub cells: Vec<Vec<Option<(f64, Option<f64>)>>>,
+    pub cells: Vec<Vec<Option<Cell>>>,
 }
+
+/// One cell of a pair table: win rate of the row over the column, Holm-adjusted p.
+pub type Cell = (f64, Option<f64>);
 
 /// Holm's step-down adjustment of `p` (None entries are left out and stay None).
 pub fn holm(p: &[Option<f64>]) -> Vec<Option<f64>> {
