@@ -209,8 +209,7 @@ fn refused(version: &str) {
 
 #[test]
 fn failures_inside_plugins_fail_the_run_not_the_process() {
-    let fixture = root().join("tests").join("fixtures").join("faulty_plugin");
-    let (dir, so) = build_external(&fixture, &api(), |_, text| text);
+    let (dir, so) = faulty_plugin();
     let plugins = root().join("plugins").display().to_string();
     for (fail, message) in [
         (
@@ -275,8 +274,7 @@ fn failures_inside_plugins_fail_the_run_not_the_process() {
 
 #[test]
 fn a_plugin_that_crashes_its_worker_fails_that_run_and_the_suite_goes_on() {
-    let fixture = root().join("tests").join("fixtures").join("faulty_plugin");
-    let (dir, so) = build_external(&fixture, &api(), |_, text| text);
+    let (dir, so) = faulty_plugin();
     faulty_suite(dir.path(), "abort");
     let plugins = root().join("plugins").display().to_string();
     let so = so.display().to_string();
@@ -329,6 +327,37 @@ fn a_plugin_that_crashes_its_worker_fails_that_run_and_the_suite_goes_on() {
     assert!(stderr(&out).contains("2 runs to do"), "{}", stderr(&out));
 }
 
+/// The faulty-plugin fixture, built against this checkout's contract.
+fn faulty_plugin() -> (tempfile::TempDir, std::path::PathBuf) {
+    let fixture = root().join("tests").join("fixtures").join("faulty_plugin");
+    build_external(&fixture, &api(), |_, text| text)
+}
+
+/// Arguments that run `suite.toml` with plugin `so` into `out`, one run at a time, each limited
+/// to `timeout` seconds.
+fn hang_suite_args(so: &Path, out: &str, timeout: &str) -> Vec<String> {
+    let plugins = root().join("plugins").display().to_string();
+    let so = so.display().to_string();
+    [
+        "--plugin",
+        &so,
+        "--plugin-dir",
+        &plugins,
+        "-q",
+        "suite",
+        "run",
+        "suite.toml",
+        "--out",
+        out,
+        "--jobs",
+        "1",
+        "--timeout",
+        timeout,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// The tiny suite with `faulty` (failing as `fail` says) in place of `full_persistent`, two
 /// seeds of 5 epochs, written to `dir/suite.toml`.
 fn faulty_suite(dir: &Path, fail: &str) {
@@ -344,8 +373,7 @@ fn faulty_suite(dir: &Path, fail: &str) {
 
 #[test]
 fn a_crash_while_a_suite_file_is_checked_is_one_line_and_no_run_starts() {
-    let fixture = root().join("tests").join("fixtures").join("faulty_plugin");
-    let (dir, so) = build_external(&fixture, &api(), |_, text| text);
+    let (dir, so) = faulty_plugin();
     faulty_suite(dir.path(), "abort_in_new");
     let plugins = root().join("plugins").display().to_string();
     let so = so.display().to_string();
@@ -372,28 +400,13 @@ fn a_crash_while_a_suite_file_is_checked_is_one_line_and_no_run_starts() {
 
 #[test]
 fn a_hanging_run_times_out_and_printed_lines_cannot_pass_for_results() {
-    let fixture = root().join("tests").join("fixtures").join("faulty_plugin");
-    let (dir, so) = build_external(&fixture, &api(), |_, text| text);
-    let plugins = root().join("plugins").display().to_string();
-    let so = so.display().to_string();
+    let (dir, so) = faulty_plugin();
     let run = |out: &str| {
-        let args = [
-            "--plugin",
-            &so,
-            "--plugin-dir",
-            &plugins,
-            "-q",
-            "suite",
-            "run",
-            "suite.toml",
-            "--out",
-            out,
-            "--jobs",
-            "1",
-            "--timeout",
-            "2",
-        ];
-        run_host(dir.path(), &args)
+        let args = hang_suite_args(&so, out, "2");
+        run_host(
+            dir.path(),
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
     };
     faulty_suite(dir.path(), "hang");
     let started = std::time::Instant::now();
@@ -433,28 +446,10 @@ fn a_hanging_run_times_out_and_printed_lines_cannot_pass_for_results() {
 #[test]
 fn a_run_whose_worker_is_terminated_stays_unfinished_not_failed() {
     // as when `scancel` or Ctrl-C stops a suite: the run must run again on resume
-    let fixture = root().join("tests").join("fixtures").join("faulty_plugin");
-    let (dir, so) = build_external(&fixture, &api(), |_, text| text);
+    let (dir, so) = faulty_plugin();
     faulty_suite(dir.path(), "hang");
-    let plugins = root().join("plugins").display().to_string();
-    let so = so.display().to_string();
     let out_dir = dir.path().join("terminated").display().to_string();
-    let args = [
-        "--plugin",
-        &so,
-        "--plugin-dir",
-        &plugins,
-        "-q",
-        "suite",
-        "run",
-        "suite.toml",
-        "--out",
-        &out_dir,
-        "--jobs",
-        "1",
-        "--timeout",
-        "5",
-    ];
+    let args = hang_suite_args(&so, &out_dir, "5");
     let suite = std::process::Command::new(pn_tests::pn_host())
         .current_dir(dir.path())
         .args(args)
@@ -516,8 +511,7 @@ fn plugins_test_passes_every_plugin_here_and_names_the_check_a_faulty_one_fails(
         assert!(report.contains(line), "`{line}` missing in:\n{report}");
     }
 
-    let fixture = root().join("tests").join("fixtures").join("faulty_plugin");
-    let (_dir, so) = build_external(&fixture, &api(), |_, text| text);
+    let (_dir, so) = faulty_plugin();
     let plugins = root().join("plugins").display().to_string();
     let so = so.display().to_string();
     let out = run_host(

@@ -107,13 +107,13 @@ impl TrainConfig {
                 self.epochs
             ));
         }
-        if !(0.0..1.0).contains(&self.momentum) {
-            return Err(format!(
-                "train.momentum must be in [0, 1), got {}",
-                self.momentum
-            ));
-        }
-        for (key, value) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+        let unit = [
+            ("momentum", self.momentum),
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+            ("holdout", self.holdout),
+        ];
+        for (key, value) in unit {
             if !(0.0..1.0).contains(&value) {
                 return Err(format!("train.{key} must be in [0, 1), got {value}"));
             }
@@ -128,12 +128,6 @@ impl TrainConfig {
             return Err(format!(
                 "train.epsilon must be a positive number, got {}",
                 self.epsilon
-            ));
-        }
-        if !(0.0..1.0).contains(&self.holdout) {
-            return Err(format!(
-                "train.holdout must be in [0, 1), got {}",
-                self.holdout
             ));
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {

@@ -124,9 +124,10 @@ impl Session<'_> {
             }
             Layer::Conv2d => {
                 let w = rank4(x.get(1).ok_or("conv2d needs a weight")?)?;
-                let (input, stride) = strided_1x1(rank4(&first)?, &w, pair(0)?, pair(2)?);
+                let padding = pair(2)?;
+                let (input, stride) = strided_1x1(rank4(&first)?, &w, pair(0)?, padding);
                 let options =
-                    burn::tensor::ops::ConvOptions::new(stride, pair(2)?, pair(4)?, arg(6)?);
+                    burn::tensor::ops::ConvOptions::new(stride, padding, pair(4)?, arg(6)?);
                 DynTensor::R4(module::conv2d(input, w, bias(2)?, options))
             }
             Layer::MaxPool2d => DynTensor::R4(module::max_pool2d(
