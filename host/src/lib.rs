@@ -6,13 +6,17 @@
 //! run's files), [`suite`] (suite files, plans, worker pool, Slurm), [`results`] (the suite
 //! directory), [`report`] (summaries, statistics, figures), [`bench`] (step timings),
 //! [`surface`] (2-D loss surfaces), [`scaffold`] (new plugin crates), [`conformance`]
-//! (checks of a plugin) and [`containment`] (plugin code in a child process).
+//! (checks of a plugin), [`containment`] (plugin code in a child process) and [`kernels`] (the
+//! host's own CPU convolution).
 #![warn(missing_docs)]
+// The device type is `Copy` in CPU-only builds and not in GPU builds (see `device`).
+#![allow(clippy::clone_on_copy)]
 
 pub mod bench;
 pub mod conformance;
 pub mod containment;
 pub mod device;
+pub mod kernels;
 pub mod log;
 pub mod plugin;
 pub mod progress;

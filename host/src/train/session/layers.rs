@@ -128,7 +128,7 @@ impl Session<'_> {
                 let (input, stride) = strided_1x1(rank4(&first)?, &w, pair(0)?, padding);
                 let options =
                     burn::tensor::ops::ConvOptions::new(stride, padding, pair(4)?, arg(6)?);
-                DynTensor::R4(module::conv2d(input, w, bias(2)?, options))
+                DynTensor::R4(crate::kernels::conv2d(input, w, bias(2)?, options))
             }
             Layer::MaxPool2d => DynTensor::R4(module::max_pool2d(
                 rank4(&first)?,
