@@ -102,9 +102,15 @@ pub fn apply_set(config: &mut RunConfig, assignment: &str) -> Result<(), String>
     let value: Value = parsed
         .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
         .unwrap_or_else(|| Value::String(raw.to_string()));
+    set_value(config, path, value)
+}
+
+/// Sets `section.key` of `config` to `value` (as `--set` does, and as a tuning trial does); a
+/// train setting is checked against the training config's fields.
+pub fn set_value(config: &mut RunConfig, path: &str, value: Value) -> Result<(), String> {
     let (section, key) = path
         .split_once('.')
-        .ok_or_else(|| format!("--set `{assignment}`: expected section.key=value"))?;
+        .ok_or_else(|| format!("--set `{path}`: expected section.key=value"))?;
     let target = match section {
         "strategy" => &mut config.strategy.config,
         "model" => &mut config.model.config,
@@ -124,7 +130,7 @@ pub fn apply_set(config: &mut RunConfig, assignment: &str) -> Result<(), String>
         }
         other => {
             return Err(format!(
-                "--set `{assignment}`: unknown section `{other}` (strategy, model, dataset, train)"
+                "--set `{path}`: unknown section `{other}` (strategy, model, dataset, train)"
             ))
         }
     };

@@ -1,7 +1,7 @@
 //! Suite reports: the summary over seeds ([`summary`]), every pair of strategies ([`pairs`]),
 //! the statistics behind them ([`stats`]), the text ([`render`]: terminal table, CSV,
 //! markdown), the figures ([`figures`], drawn by [`plots`]), the runs still missing
-//! ([`missing`]) and the page for a browser ([`html`]).
+//! ([`missing`]), the page for a browser ([`html`]) and the tuning section ([`tuning`]).
 
 pub mod figures;
 pub mod html;
@@ -11,6 +11,7 @@ pub mod plots;
 pub mod render;
 pub mod stats;
 pub mod summary;
+pub mod tuning;
 
 pub use summary::*;
 
@@ -25,6 +26,7 @@ pub fn write(store: &Store) -> Result<Report, String> {
     let meta = render::runs_meta(store, &report);
     crate::run::write_atomic(&store.dir.join("summary.csv"), &report.csv()?)?;
     figures::draw(store, &report)?;
+    tuning::draw(&store.dir.join("plots"), &report)?;
     let markdown = report.markdown(&meta);
     crate::run::write_atomic(&store.dir.join("report.md"), markdown.as_bytes())?;
     let suite_file = std::fs::read_to_string(store.dir.join("suite.toml")).ok();
