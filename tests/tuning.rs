@@ -234,6 +234,28 @@ fn a_killed_tuning_suite_resumes_and_shards_run_trials_then_final_runs() {
     );
     assert!(report.status.success(), "{}", stderr(&report));
     assert_eq!(summary_without_times(&sharded), reference);
+
+    // On Slurm the array runs twice (trials, then the final runs), then the report.
+    let slurm = tmp.path().join("slurm");
+    let out = run_host(
+        &root(),
+        &[
+            "suite",
+            "slurm",
+            &file,
+            "--shards",
+            "2",
+            "--out",
+            &slurm.display().to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let submit = std::fs::read_to_string(slurm.join("slurm/submit.sh")).unwrap();
+    assert_eq!(submit.matches("array.sbatch").count(), 2, "{submit}");
+    assert!(
+        submit.contains("--dependency=afterany:\"${trials%%;*}\""),
+        "{submit}"
+    );
 }
 
 #[test]
