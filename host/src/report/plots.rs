@@ -24,6 +24,8 @@ const PALETTE: [u32; 10] = [
 
 type Area<DB> = DrawingArea<DB, Shift>;
 type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<Axis, Axis>>;
+/// A tick formatter chosen at run time.
+type TickFormat = Box<dyn Fn(&f64) -> String>;
 /// An axis with its description and tick formatter.
 type AxisSpec<'a> = (Axis, &'a str, &'a dyn Fn(&f64) -> String);
 
@@ -689,7 +691,7 @@ fn draw_sensitivity<DB: DrawingBackend>(
     let map = |(x, y): (f64, f64)| Some((x_scale.map(x)?, y_scale.map(y)?));
     let points: Vec<(f64, f64)> = data.points.iter().filter_map(|&p| map(p)).collect();
     let ys = bounds(points.iter().map(|p| p.1), 0.06);
-    let (x_axis, x_fmt): (Axis, Box<dyn Fn(&f64) -> String>) = if data.choices.is_empty() {
+    let (x_axis, x_fmt): (Axis, TickFormat) = if data.choices.is_empty() {
         let (axis, fmt) = x_scale.axis(bounds(points.iter().map(|p| p.0), 0.04));
         (axis, Box::new(fmt))
     } else {
