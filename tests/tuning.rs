@@ -171,6 +171,15 @@ fn tuning_finds_the_best_region_gives_equal_budgets_and_uses_the_chosen_settings
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("Tuning on student"));
+    assert!(
+        html.contains("<figcaption>weight_decay on student: score against lambda</figcaption>"),
+        "the sensitivity plot is inlined"
+    );
+    // tuning.csv: one row per trial, the chosen one marked.
+    let csv = std::fs::read_to_string(out.join("tuning.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 12);
+    let chosen: Vec<&str> = csv.lines().filter(|l| l.ends_with(",true")).collect();
+    assert_eq!(chosen.len(), 2, "{csv}");
 }
 
 #[test]

@@ -20,13 +20,16 @@ use std::path::Path;
 use crate::results::Store;
 
 /// Builds the report of `store` and writes `summary.csv`, the plots, `report.md` and
-/// `report.html`.
+/// `report.html` (and `tuning.csv`, one row per trial, for a suite with tuning).
 pub fn write(store: &Store) -> Result<Report, String> {
     let report = Report::build(store)?;
     let meta = render::runs_meta(store, &report);
     crate::run::write_atomic(&store.dir.join("summary.csv"), &report.csv()?)?;
     figures::draw(store, &report)?;
     tuning::draw(&store.dir.join("plots"), &report)?;
+    if let Some(trials) = tuning::csv(&report)? {
+        crate::run::write_atomic(&store.dir.join("tuning.csv"), &trials)?;
+    }
     let markdown = report.markdown(&meta);
     crate::run::write_atomic(&store.dir.join("report.md"), markdown.as_bytes())?;
     let suite_file = std::fs::read_to_string(store.dir.join("suite.toml")).ok();

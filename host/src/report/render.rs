@@ -169,6 +169,11 @@ impl Report {
                 let _ = writeln!(out, "{}", cells.join("  ").trim_end());
             }
         }
+        let tuned = crate::report::tuning::terminal(self);
+        if !tuned.is_empty() {
+            out.push('\n');
+            out.push_str(&tuned);
+        }
         if !self.missing.is_empty() {
             out.push('\n');
             out.push_str(&self.missing.text(Style::Terminal));

@@ -172,6 +172,60 @@ pub fn markdown(report: &Report) -> String {
     out
 }
 
+/// The chosen settings for the terminal, one line per tuned strategy and workload (empty
+/// without tuning).
+pub fn terminal(report: &Report) -> String {
+    let mut out = String::new();
+    for r in report.tuning.iter().filter(|r| !r.space.is_empty()) {
+        let chosen = match (&r.chosen, &r.scores) {
+            (Some(c), Some(all)) => format!(
+                "trial {} of {}: {} (score {})",
+                c.trial.index,
+                all.len(),
+                tuning::describe(&c.trial),
+                number(c.score)
+            ),
+            _ => "trials unfinished".into(),
+        };
+        let _ = writeln!(out, "tuned {} on {}: {chosen}", r.strategy, r.workload);
+    }
+    out
+}
+
+/// `tuning.csv`: one row per trial (workload, strategy, trial, its settings as JSON, its score,
+/// whether it was chosen); None without tuning.
+pub fn csv(report: &Report) -> Result<Option<Vec<u8>>, String> {
+    if report.plan.tuning.is_none() {
+        return Ok(None);
+    }
+    let mut w = csv::Writer::from_writer(vec![]);
+    let e = |e: csv::Error| e.to_string();
+    w.write_record([
+        "workload", "strategy", "trial", "settings", "score", "chosen",
+    ])
+    .map_err(e)?;
+    for r in &report.tuning {
+        for t in r.scores.iter().flatten() {
+            let chosen = r.chosen.as_ref().map(|c| c.trial.index) == Some(t.trial.index);
+            let settings = serde_json::to_string(&t.trial.values).map_err(|e| e.to_string())?;
+            let score = match t.score.is_finite() {
+                true => format!("{:e}", t.score),
+                false => String::new(),
+            };
+            w.write_record([
+                r.workload.clone(),
+                r.strategy.clone(),
+                t.trial.index.to_string(),
+                settings,
+                score,
+                chosen.to_string(),
+            ])
+            .map_err(e)?;
+        }
+    }
+    w.into_inner().map(Some).map_err(|e| e.to_string())
+}
+
 /// Draws one sensitivity plot per tuned setting whose trials are all done, into `dir`.
 pub fn draw(dir: &Path, report: &Report) -> Result<(), String> {
     for r in &report.tuning {
