@@ -333,3 +333,32 @@ fn mistakes_in_tuning_are_one_line_errors_naming_the_line() {
         "nothing runs from a bad file"
     );
 }
+
+#[test]
+fn trials_train_at_the_per_phase_budget_or_at_equal_steps() {
+    let registry = pn_tests::registry(&[
+        "baseline",
+        "weight_decay",
+        "reinit",
+        "mlp",
+        "teacher_student",
+    ]);
+    let epochs = |text: &str| -> Vec<u32> {
+        let suite = pn_host::suite::Suite::parse(text, "tuned.toml", &registry)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let plan = suite.plan();
+        let mut epochs: Vec<u32> = plan
+            .runs
+            .iter()
+            .filter(|r| r.trial.is_some())
+            .map(|r| r.config.train.epochs)
+            .collect();
+        epochs.dedup();
+        epochs
+    };
+    let suite = readme_suite();
+    // Single-phase strategies against the two-phase reinit: 60 epochs per phase, 120 at equal steps.
+    assert_eq!(epochs(&suite), [60]);
+    let equal = suite.replacen("trials = 6", "trials = 6\nbudget = \"equal_steps\"", 1);
+    assert_eq!(epochs(&equal), [120]);
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::report::plots::{self, Sensitivity};
 use crate::report::{compared_metric, Report};
 use crate::run::RunRecord;
-use crate::suite::tuning::{self, Distribution, Setting, TrialScore};
+use crate::suite::tuning::{self, Distribution, Setting, TrialBudget, TrialScore};
 use crate::suite::{Plan, PlannedRun};
 
 /// One strategy's tuning on one workload.
@@ -86,13 +86,18 @@ pub fn markdown(report: &Report) -> String {
     let seeds: Vec<String> = t.seeds.iter().map(|s| s.to_string()).collect();
     let mut out = format!(
         "\n## Tuning\n\nEvery strategy with a search space had the same budget: {} trials, \
-         points of a scrambled Sobol sequence over its space, each trained at the per-phase \
-         budget on trial seed{} {} (never one of the seeds above) and scored by its mean {} \
+         points of a scrambled Sobol sequence over its space, each trained at {} on trial \
+         seed{} {} (never one of the seeds above) and scored by its mean {} \
          on the part of the held-out split kept for selection (`train.holdout`), never on the \
          part the tables report. The tables above use each strategy's best trial. A strategy \
          without a search space was not tuned: its configured settings ran as they are, with \
          no trials.\n",
         t.trials,
+        match t.budget {
+            TrialBudget::PerPhase => "the per-phase budget",
+            TrialBudget::EqualSteps =>
+                "its equal-step budget (the per-phase one where it has none)",
+        },
         if seeds.len() > 1 { "s" } else { "" },
         seeds.join(", "),
         "selection loss (selection accuracy where the workload's target is valid accuracy)",

@@ -11,7 +11,7 @@ use toml::Spanned;
 use crate::plugin::registry::{phases_of, Kind, Registry};
 use crate::report::stats::ZeroMethod;
 use crate::run::{self, ComponentRef, RunConfig};
-use crate::suite::tuning::{self, Trial, Tuning, TuningFile};
+use crate::suite::tuning::{self, Trial, TrialBudget, Tuning, TuningFile};
 use crate::train::TrainConfig;
 
 /// The metric a workload's target is set on.
@@ -464,6 +464,7 @@ impl Suite {
                     trials,
                     seeds: trial_seeds,
                     spaces,
+                    budget: t.get_ref().budget,
                 };
                 for w in &workloads {
                     tuning::check_workload(&tuning, &strategies, w)
@@ -530,7 +531,7 @@ impl Suite {
                         (w.workload.train.epochs as u64 * longest as u64).div_ceil(k as u64) as u32;
                     budgets.push((Budget::EqualSteps, stretched));
                 }
-                for (budget, epochs) in budgets {
+                for &(budget, epochs) in &budgets {
                     for &seed in &self.seeds {
                         let mut config = RunConfig::new(strategy.clone(), &w.workload, seed);
                         config.train.epochs = epochs;
@@ -550,8 +551,13 @@ impl Suite {
                         });
                     }
                 }
-                if let Some(space) = self.tuning.as_ref().and_then(|t| t.spaces.get(label)) {
-                    runs.extend(self.trial_runs(w, label, strategy, k, space));
+                if let Some(t) = &self.tuning {
+                    // The last budget is the longest: the equal-step one where there is one.
+                    let epochs = match t.budget {
+                        TrialBudget::PerPhase => w.workload.train.epochs,
+                        TrialBudget::EqualSteps => budgets.last().map_or(1, |b| b.1),
+                    };
+                    runs.extend(t.trial_runs(w, label, strategy, k, epochs));
                 }
             }
         }
@@ -566,42 +572,6 @@ impl Suite {
             zero_method: self.zero_method,
             tuning: self.tuning.clone(),
         }
-    }
-
-    /// The trial runs of one tuned strategy on one workload: every trial on every trial seed,
-    /// at the per-phase budget.
-    fn trial_runs(
-        &self,
-        w: &PlannedWorkload,
-        label: &str,
-        strategy: &ComponentRef,
-        phases: u32,
-        space: &tuning::Space,
-    ) -> Vec<PlannedRun> {
-        let Some(t) = &self.tuning else {
-            return vec![];
-        };
-        let mut runs = vec![];
-        for trial in tuning::trials(space, t.trials) {
-            for &seed in &t.seeds {
-                let base = RunConfig::new(strategy.clone(), &w.workload, seed);
-                // Checked at parse time: every trial's settings apply.
-                let Ok(config) = tuning::apply(&base, space, &trial) else {
-                    continue;
-                };
-                runs.push(PlannedRun {
-                    id: format!("{}.{label}.trial{:03}.seed{seed}", w.label, trial.index),
-                    workload: w.label.clone(),
-                    strategy: label.to_string(),
-                    budget: Budget::Trial,
-                    phases,
-                    config,
-                    trial: Some(trial.clone()),
-                    chosen_trial: None,
-                });
-            }
-        }
-        runs
     }
 }
 

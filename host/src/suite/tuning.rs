@@ -17,7 +17,7 @@ use pn_plugin_api::abi::StrategyBox;
 
 use crate::plugin::registry::{phases_of, Registry};
 use crate::run::{self, ComponentRef, RunConfig, RunRecord};
-use crate::suite::{Metric, Plan, PlannedRun, PlannedWorkload};
+use crate::suite::{Budget, Metric, Plan, PlannedRun, PlannedWorkload};
 use crate::train::Status;
 
 /// The most trials a suite may give each strategy (the Sobol sequence has 2^16 points).
@@ -145,6 +145,22 @@ pub struct TuningFile {
     /// The seeds every trial runs on: a count (from [`FIRST_TRIAL_SEED`]) or a list.
     #[serde(default)]
     pub seeds: Option<TrialSeeds>,
+    /// The budget trials train with.
+    #[serde(default)]
+    pub budget: TrialBudget,
+}
+
+/// The budget trials train with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialBudget {
+    /// The workload's epochs per phase (the default).
+    #[default]
+    PerPhase,
+    /// A strategy's equal-step budget where the suite gives it one (`equal_steps` and fewer
+    /// phases than the longest strategy), else its per-phase budget: tuned at the budget of
+    /// the tables at equal total steps.
+    EqualSteps,
 }
 
 /// Trial seeds as written: a count or a list.
@@ -166,6 +182,48 @@ pub struct Tuning {
     pub seeds: Vec<u64>,
     /// Search spaces by strategy label (strategies without one are not tuned).
     pub spaces: IndexMap<String, Space>,
+    /// The budget trials train with.
+    #[serde(default)]
+    pub budget: TrialBudget,
+}
+
+impl Tuning {
+    /// The trial runs of strategy `label` on workload `w`, every trial on every trial seed,
+    /// `epochs` per phase; none for a strategy without a search space.
+    pub fn trial_runs(
+        &self,
+        w: &PlannedWorkload,
+        label: &str,
+        strategy: &ComponentRef,
+        phases: u32,
+        epochs: u32,
+    ) -> Vec<PlannedRun> {
+        let Some(space) = self.spaces.get(label) else {
+            return vec![];
+        };
+        let mut runs = vec![];
+        for trial in trials(space, self.trials) {
+            for &seed in &self.seeds {
+                let mut base = RunConfig::new(strategy.clone(), &w.workload, seed);
+                base.train.epochs = epochs;
+                // Checked at parse time: every trial's settings apply.
+                let Ok(config) = apply(&base, space, &trial) else {
+                    continue;
+                };
+                runs.push(PlannedRun {
+                    id: format!("{}.{label}.trial{:03}.seed{seed}", w.label, trial.index),
+                    workload: w.label.clone(),
+                    strategy: label.to_string(),
+                    budget: Budget::Trial,
+                    phases,
+                    config,
+                    trial: Some(trial.clone()),
+                    chosen_trial: None,
+                });
+            }
+        }
+        runs
+    }
 }
 
 impl TuningFile {
@@ -618,11 +676,13 @@ mod tests {
         let zero = TuningFile {
             trials: 0,
             seeds: None,
+            budget: TrialBudget::PerPhase,
         };
         assert!(zero.check(&[0]).unwrap_err().contains("must be 1 to"));
         let shared = TuningFile {
             trials: 2,
             seeds: Some(TrialSeeds::List(vec![3])),
+            budget: TrialBudget::PerPhase,
         };
         assert!(shared.check(&[3]).unwrap_err().contains("tuning seed 3"));
     }
