@@ -293,9 +293,19 @@ fn mistakes_in_tuning_are_one_line_errors_naming_the_line() {
             "`train.epochs` cannot be tuned",
         ),
         (
+            "train.optimizer = { choice = [\"adam\", \"sgd\"] }",
+            "train.optimizer = { choice = [\"adam\", \"adamw\"] }",
+            "line 10: search setting train.optimizer: unknown variant `adamw`",
+        ),
+        (
+            "train.lr = { log_uniform = [0.001, 0.1] }",
+            "train.lr = { uniform = [-1.0, 0.1] }",
+            "line 9: strategy `baseline`: trial 0 (train.lr = ",
+        ),
+        (
             ", holdout = 0.5 }",
             " }",
-            "set `holdout` (e.g. 0.5) in the train settings of workload `student`",
+            "line 22: tuning scores trials on the part of the held-out split kept for selection: set `holdout` (e.g. 0.5) in the train settings of workload `student`",
         ),
         (
             "seeds = 1 ",

@@ -353,7 +353,7 @@ impl Suite {
             ),
             None => None,
         };
-        let mut spaces = IndexMap::new();
+        let (mut spaces, mut search_lines) = (IndexMap::new(), IndexMap::new());
         for (label, spec) in &file.strategies {
             let label_name = check_label(label, text, origin)?;
             let component = spec.name.as_ref().unwrap_or(label);
@@ -391,6 +391,7 @@ impl Suite {
                 tuning::check_strategy(registry, component.get_ref(), &config, k, &space, trials)
                     .map_err(|e| format!("{at_search}: strategy `{label_name}`: {e}"))?;
                 spaces.insert(label_name.clone(), space);
+                search_lines.insert(label_name.clone(), line_of(text, search.span()));
             }
             phases.push(k);
             strategies.push((
@@ -466,9 +467,19 @@ impl Suite {
                     spaces,
                     budget: t.get_ref().budget,
                 };
-                for w in &workloads {
-                    tuning::check_workload(&tuning, &strategies, w)
-                        .map_err(|e| format!("{at_tuning}: {e}"))?;
+                for (w, (label, spec)) in workloads.iter().zip(&file.workloads) {
+                    let line = spec.train.as_ref().map_or(label.span(), |t| t.span());
+                    tuning::check_holdout(w)
+                        .map_err(|e| format!("{}: {e}", at(line_of(text, line))))?;
+                }
+                for (label, strategy) in &strategies {
+                    let Some(line) = search_lines.get(label) else {
+                        continue;
+                    };
+                    for w in &workloads {
+                        tuning::check_trials(&tuning, label, strategy, w)
+                            .map_err(|e| format!("{}: strategy `{label}`: {e}", at(*line)))?;
+                    }
                 }
                 Some(tuning)
             }

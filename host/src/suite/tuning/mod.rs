@@ -174,7 +174,8 @@ fn strategy_with(
 }
 
 /// Checks that strategy `name` (with its suite `config`) has the settings `space` names, each
-/// with its first trial's value, so that an unknown or invalid setting is blamed on its line.
+/// with its first trial's value, and that train settings take the values given, so that an
+/// unknown or invalid setting is blamed on its line.
 pub fn check_settings(
     registry: &Registry,
     name: &str,
@@ -185,7 +186,36 @@ pub fn check_settings(
     for s in space {
         strategy_with(registry, name, config, first, &[s])?;
     }
+    // Train settings: every choice has the setting's type (ranges are checked per workload).
+    let unit = ComponentRef {
+        name: String::new(),
+        config: Value::Null,
+    };
+    let workload = crate::run::Workload {
+        model: unit.clone(),
+        dataset: unit.clone(),
+        train: Default::default(),
+    };
+    let train: Space = space
+        .iter()
+        .filter(|s| s.key.starts_with("train."))
+        .cloned()
+        .collect();
+    for trial in self::trials(&train, choices(&train)) {
+        apply(&RunConfig::new(unit.clone(), &workload, 0), &train, &trial)?;
+    }
     Ok(())
+}
+
+/// Enough trials of `space` to meet every choice of each setting (the product of the numbers
+/// of choices, at most [`MAX_TRIALS`]).
+fn choices(space: &Space) -> u32 {
+    let n = space.iter().map(|s| match &s.distribution {
+        Distribution::Choice(values) => values.len() as u64,
+        _ => 1,
+    });
+    n.fold(2u64, |a, b| a.saturating_mul(b))
+        .min(MAX_TRIALS as u64) as u32
 }
 
 /// Checks that every trial of `space` builds strategy `name` (its suite `config` with the
@@ -213,36 +243,38 @@ pub fn check_strategy(
     Ok(())
 }
 
-/// Checks that tuning can score trials on workload `w` (it keeps a selection split) and that
-/// every trial's train settings are valid there.
-pub fn check_workload(
-    tuning: &Tuning,
-    strategies: &[(String, ComponentRef)],
-    w: &PlannedWorkload,
-) -> Result<(), String> {
+/// Checks that tuning can score trials on workload `w`: it keeps a selection split.
+pub fn check_holdout(w: &PlannedWorkload) -> Result<(), String> {
     if w.workload.train.holdout <= 0.0 {
         return Err(format!(
             "tuning scores trials on the part of the held-out split kept for selection: set `holdout` (e.g. 0.5) in the train settings of workload `{}`",
             w.label
         ));
     }
-    for (label, strategy) in strategies {
-        let Some(space) = tuning.spaces.get(label) else {
-            continue;
-        };
-        let base = RunConfig::new(strategy.clone(), &w.workload, 0);
-        for trial in trials(space, tuning.trials) {
-            let config =
-                apply(&base, space, &trial).map_err(|e| format!("strategy `{label}`: {e}"))?;
-            config.train.validate().map_err(|e| {
-                format!(
-                    "strategy `{label}`, trial {} ({}) on workload `{}`: {e}",
-                    trial.index,
-                    describe(&trial),
-                    w.label
-                )
-            })?;
-        }
+    Ok(())
+}
+
+/// Checks that every trial of strategy `label` has valid train settings on workload `w`.
+pub fn check_trials(
+    tuning: &Tuning,
+    label: &str,
+    strategy: &ComponentRef,
+    w: &PlannedWorkload,
+) -> Result<(), String> {
+    let Some(space) = tuning.spaces.get(label) else {
+        return Ok(());
+    };
+    let base = RunConfig::new(strategy.clone(), &w.workload, 0);
+    for trial in trials(space, tuning.trials) {
+        let config = apply(&base, space, &trial)?;
+        config.train.validate().map_err(|e| {
+            format!(
+                "trial {} ({}) on workload `{}`: {e}",
+                trial.index,
+                describe(&trial),
+                w.label
+            )
+        })?;
     }
     Ok(())
 }

@@ -243,8 +243,7 @@ pub fn apply(config: &RunConfig, space: &Space, trial: &Trial) -> Result<RunConf
     let mut config = config.clone();
     for s in space {
         let value = trial.values.get(&s.key).cloned().unwrap_or(Value::Null);
-        run::set_value(&mut config, &s.path(), value)
-            .map_err(|e| format!("search setting `{}`: {e}", s.key))?;
+        run::set_value(&mut config, &s.path(), value).map_err(|e| format!("search setting {e}"))?;
     }
     Ok(config)
 }
