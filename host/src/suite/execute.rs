@@ -77,7 +77,7 @@ pub fn execute(
     };
     // A tuned strategy's final runs wait for its trials: a second round runs those whose
     // trials the first round finished.
-    let mut reports = vec![];
+    let (mut reports, mut waiting) = (vec![], 0);
     for round in 0..2 {
         tuning::resolve(&mut plan, |run| store.result(run, Some(registry)));
         store.write_plan(&plan, &suite.source)?;
@@ -85,7 +85,8 @@ pub fn execute(
             Some(s) => crate::suite::shard(plan.runs.clone(), s),
             None => plan.runs.clone(),
         };
-        let (mut todo, mut done, mut skipped_failed, mut waiting) = (vec![], 0, 0, 0);
+        let (mut todo, mut done, mut skipped_failed) = (vec![], 0, 0);
+        waiting = 0;
         for run in mine {
             if tuning::waits(&plan, &run) {
                 waiting += 1;
@@ -136,10 +137,9 @@ pub fn execute(
             break;
         }
     }
-    let waiting = plan.runs.iter().filter(|r| tuning::waits(&plan, r)).count();
     if waiting > 0 {
         crate::errln!(
-            "warning: {waiting} final runs wait for tuning trials that other shards have not finished: run this command again once they have"
+            "warning: {waiting} final runs wait for tuning trials without a result yet (another shard's, or interrupted): run this command again once they have one"
         );
     }
     let report = match opts.shard {
