@@ -1,12 +1,12 @@
 //! Comparison suites end to end: mistakes in a suite file, a suite killed with SIGKILL and
 //! resumed, and sharded runs (through the generated Slurm scripts) merging into one report.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use pn_tests::{
-    assert_one_line_error, assert_suite_fails, finished, kill_after_runs, pn_host, root, run_host,
-    stderr, summary_without_times, write_suite, TINY_SUITE,
+    array_task, assert_one_line_error, assert_suite_fails, finished, kill_after_runs, pn_host,
+    root, run_host, stderr, summary_without_times, write_slurm, write_suite, TINY_SUITE,
 };
 
 fn plugin_dir() -> String {
@@ -17,38 +17,6 @@ fn suite_args<'a>(file: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str
     let mut args = vec!["-q", "suite", "run", file, "--out", out];
     args.extend(extra);
     args
-}
-
-/// Writes the Slurm scripts of suite `file` for `shards` tasks of one CPU, the suite directory
-/// being `out`; returns the scripts' folder.
-fn write_slurm(file: &str, out: &Path, shards: usize) -> PathBuf {
-    let result = run_host(
-        &root(),
-        &[
-            "suite",
-            "slurm",
-            file,
-            "--shards",
-            &shards.to_string(),
-            "--out",
-            &out.display().to_string(),
-            "--cpus-per-task",
-            "1",
-        ],
-    );
-    assert!(result.status.success(), "{}", stderr(&result));
-    out.join("slurm")
-}
-
-/// Runs array task `task` of the scripts in `scripts` as Slurm would, without Slurm.
-fn array_task(scripts: &Path, task: usize) {
-    let out = Command::new("bash")
-        .arg(scripts.join("array.sbatch"))
-        .env("SLURM_ARRAY_TASK_ID", task.to_string())
-        .env("SLURM_CPUS_PER_TASK", "1")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "shard {task}: {}", stderr(&out));
 }
 
 #[test]

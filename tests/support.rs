@@ -122,6 +122,38 @@ pub fn write_suite(dir: &Path, text: &str) -> String {
     file.display().to_string()
 }
 
+/// Writes the Slurm scripts of suite `file` for `shards` tasks of one CPU, the suite directory
+/// being `out`; returns the scripts' folder.
+pub fn write_slurm(file: &str, out: &Path, shards: usize) -> PathBuf {
+    let result = run_host(
+        &root(),
+        &[
+            "suite",
+            "slurm",
+            file,
+            "--shards",
+            &shards.to_string(),
+            "--out",
+            &out.display().to_string(),
+            "--cpus-per-task",
+            "1",
+        ],
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    out.join("slurm")
+}
+
+/// Runs array task `task` of the scripts in `scripts` as Slurm would, without Slurm.
+pub fn array_task(scripts: &Path, task: usize) {
+    let out = Command::new("bash")
+        .arg(scripts.join("array.sbatch"))
+        .env("SLURM_ARRAY_TASK_ID", task.to_string())
+        .env("SLURM_CPUS_PER_TASK", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "shard {task}: {}", stderr(&out));
+}
+
 /// Starts `pn-host args` in the workspace root and SIGKILLs it once `dir` holds `runs` finished
 /// run folders; returns the finished folders as the kill left them.
 pub fn kill_after_runs(

@@ -4,8 +4,8 @@
 //! run the trials and then the final runs, and mistakes in a search space are one-line errors.
 
 use pn_tests::{
-    assert_suite_fails, finished, kill_after_runs, root, run_host, stderr, summary_without_times,
-    write_suite,
+    array_task, assert_suite_fails, finished, kill_after_runs, root, run_host, stderr,
+    summary_without_times, write_slurm, write_suite,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -244,27 +244,25 @@ fn a_killed_tuning_suite_resumes_and_shards_run_trials_then_final_runs() {
     assert!(report.status.success(), "{}", stderr(&report));
     assert_eq!(summary_without_times(&sharded), reference);
 
-    // On Slurm the array runs twice (trials, then the final runs), then the report.
+    // On Slurm the array runs twice (trials, then the final runs), then the report: the same
+    // report as the suite run whole.
     let slurm = tmp.path().join("slurm");
-    let out = run_host(
-        &root(),
-        &[
-            "suite",
-            "slurm",
-            &file,
-            "--shards",
-            "2",
-            "--out",
-            &slurm.display().to_string(),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let submit = std::fs::read_to_string(slurm.join("slurm/submit.sh")).unwrap();
+    let scripts = write_slurm(&file, &slurm, 2);
+    let submit = std::fs::read_to_string(scripts.join("submit.sh")).unwrap();
     assert_eq!(submit.matches("array.sbatch").count(), 2, "{submit}");
     assert!(
         submit.contains("--dependency=afterany:\"${trials%%;*}\""),
         "{submit}"
     );
+    for task in [1, 2, 1, 2] {
+        array_task(&scripts, task);
+    }
+    let out = std::process::Command::new("bash")
+        .arg(scripts.join("report.sbatch"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(summary_without_times(&slurm), reference);
 }
 
 #[test]
