@@ -1,7 +1,8 @@
 //! Tuning with equal budgets end to end, on the README's example suite: the search finds the
 //! known best region of a setting, every tuned strategy gets the same number of trials, the
-//! final runs take the chosen settings, a killed tuning suite resumes to the same report, shards
-//! run the trials and then the final runs, and mistakes in a search space are one-line errors.
+//! final runs take the chosen settings, the report shows them with a sensitivity plot per
+//! setting, a killed tuning suite resumes to the same report, shards and the generated Slurm
+//! scripts run the trials and then the final runs, and mistakes are one-line errors.
 
 use pn_tests::{
     array_task, assert_suite_fails, finished, kill_after_runs, root, run_host, stderr,
