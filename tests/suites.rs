@@ -1,12 +1,13 @@
 //! Comparison suites end to end: mistakes in a suite file, a suite killed with SIGKILL and
 //! resumed, and sharded runs (through the generated Slurm scripts) merging into one report.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
 
-use pn_tests::{assert_one_line_error, pn_host, root, run_host, stderr, TINY_SUITE};
+use pn_tests::{
+    array_task, assert_one_line_error, assert_suite_fails, finished, kill_after_runs, pn_host,
+    root, run_host, stderr, summary_without_times, write_slurm, write_suite, TINY_SUITE,
+};
 
 fn plugin_dir() -> String {
     root().join("plugins").display().to_string()
@@ -18,77 +19,6 @@ fn suite_args<'a>(file: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str
     args
 }
 
-/// Finished run folders: name -> (run.json bytes, modification time).
-fn finished(dir: &Path) -> BTreeMap<String, (Vec<u8>, SystemTime)> {
-    std::fs::read_dir(dir.join("runs"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                .map(|e| {
-                    let json = e.path().join("run.json");
-                    let bytes = std::fs::read(&json).expect("a run folder has its run.json");
-                    let time = std::fs::metadata(&json).unwrap().modified().unwrap();
-                    (e.file_name().to_string_lossy().into_owned(), (bytes, time))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// summary.csv without the wall-clock columns, which differ between any two executions.
-fn summary_without_times(dir: &Path) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(dir.join("summary.csv")).expect("summary.csv");
-    let rows: Vec<Vec<String>> = text
-        .lines()
-        .map(|l| l.split(',').map(String::from).collect())
-        .collect();
-    let keep: Vec<usize> = (0..rows[0].len())
-        .filter(|&i| !rows[0][i].contains("time"))
-        .collect();
-    rows.iter()
-        .map(|r| keep.iter().map(|&i| r[i].clone()).collect())
-        .collect()
-}
-
-fn write_suite(dir: &Path, text: &str) -> String {
-    let file = dir.join("suite.toml");
-    std::fs::write(&file, text).unwrap();
-    file.display().to_string()
-}
-
-/// Writes the Slurm scripts of suite `file` for `shards` tasks of one CPU, the suite directory
-/// being `out`; returns the scripts' folder.
-fn write_slurm(file: &str, out: &Path, shards: usize) -> PathBuf {
-    let result = run_host(
-        &root(),
-        &[
-            "suite",
-            "slurm",
-            file,
-            "--shards",
-            &shards.to_string(),
-            "--out",
-            &out.display().to_string(),
-            "--cpus-per-task",
-            "1",
-        ],
-    );
-    assert!(result.status.success(), "{}", stderr(&result));
-    out.join("slurm")
-}
-
-/// Runs array task `task` of the scripts in `scripts` as Slurm would, without Slurm.
-fn array_task(scripts: &Path, task: usize) {
-    let out = Command::new("bash")
-        .arg(scripts.join("array.sbatch"))
-        .env("SLURM_ARRAY_TASK_ID", task.to_string())
-        .env("SLURM_CPUS_PER_TASK", "1")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "shard {task}: {}", stderr(&out));
-}
-
 #[test]
 fn a_killed_suite_resumes_and_shards_merge_into_the_same_report() {
     let tmp = tempfile::tempdir().unwrap();
@@ -97,24 +27,8 @@ fn a_killed_suite_resumes_and_shards_merge_into_the_same_report() {
     let (killed, whole, sharded) = (path("killed"), path("whole"), path("sharded"));
 
     // Start the suite with one worker and SIGKILL it after a few runs have finished.
-    let mut child = Command::new(pn_host())
-        .current_dir(root())
-        .args(suite_args(&file, &killed, &["--jobs", "1"]))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while finished(Path::new(&killed)).len() < 3 {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no runs finished"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let before = finished(Path::new(&killed));
+    let args = suite_args(&file, &killed, &["--jobs", "1"]);
+    let before = kill_after_runs(&args, Path::new(&killed), 3);
     assert!(
         (3..12).contains(&before.len()),
         "killed mid-way: {} of 12 runs done",
@@ -271,7 +185,6 @@ fn suite_report_reads_a_directory_without_plugins() {
 #[test]
 fn suite_file_mistakes_are_one_line_errors_naming_the_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = plugin_dir();
     let cases: [(&str, &str, &str); 12] = [
         (
             "[strategies.full_persistent]",
@@ -324,12 +237,7 @@ fn suite_file_mistakes_are_one_line_errors_naming_the_line() {
     ];
     for (old, new, needle) in cases {
         assert!(TINY_SUITE.contains(old), "{old}");
-        let file = write_suite(tmp.path(), &TINY_SUITE.replacen(old, new, 1));
-        let out = run_host(
-            tmp.path(),
-            &["--plugin-dir", &dir, "suite", "run", &file, "--out", "out"],
-        );
-        assert_one_line_error(&out, needle);
+        assert_suite_fails(tmp.path(), &TINY_SUITE.replacen(old, new, 1), needle);
     }
     assert!(
         !tmp.path().join("out").exists(),

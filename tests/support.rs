@@ -3,8 +3,10 @@
 //! The tests use the artefacts of `cargo xtask build` (the README's test command runs it
 //! first): `target/release/pn-host` and `plugins/<name>.so`, exactly what users run.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::SystemTime;
 
 use pn_host::plugin::registry::Registry;
 
@@ -79,6 +81,124 @@ pub fn assert_one_line_error(out: &Output, needle: &str) {
         !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
         "{err}"
     );
+}
+
+/// Finished run folders: name -> (run.json bytes, modification time).
+pub fn finished(dir: &Path) -> BTreeMap<String, (Vec<u8>, SystemTime)> {
+    std::fs::read_dir(dir.join("runs"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .map(|e| {
+                    let json = e.path().join("run.json");
+                    let bytes = std::fs::read(&json).expect("a run folder has its run.json");
+                    let time = std::fs::metadata(&json).unwrap().modified().unwrap();
+                    (e.file_name().to_string_lossy().into_owned(), (bytes, time))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// summary.csv without the wall-clock columns, which differ between any two executions.
+pub fn summary_without_times(dir: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(dir.join("summary.csv")).expect("summary.csv");
+    let rows: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    let keep: Vec<usize> = (0..rows[0].len())
+        .filter(|&i| !rows[0][i].contains("time"))
+        .collect();
+    rows.iter()
+        .map(|r| keep.iter().map(|&i| r[i].clone()).collect())
+        .collect()
+}
+
+pub fn write_suite(dir: &Path, text: &str) -> String {
+    let file = dir.join("suite.toml");
+    std::fs::write(&file, text).unwrap();
+    file.display().to_string()
+}
+
+/// Writes the Slurm scripts of suite `file` for `shards` tasks of one CPU, the suite directory
+/// being `out`; returns the scripts' folder.
+pub fn write_slurm(file: &str, out: &Path, shards: usize) -> PathBuf {
+    let result = run_host(
+        &root(),
+        &[
+            "suite",
+            "slurm",
+            file,
+            "--shards",
+            &shards.to_string(),
+            "--out",
+            &out.display().to_string(),
+            "--cpus-per-task",
+            "1",
+        ],
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    out.join("slurm")
+}
+
+/// Runs array task `task` of the scripts in `scripts` as Slurm would, without Slurm.
+pub fn array_task(scripts: &Path, task: usize) {
+    let out = Command::new("bash")
+        .arg(scripts.join("array.sbatch"))
+        .env("SLURM_ARRAY_TASK_ID", task.to_string())
+        .env("SLURM_CPUS_PER_TASK", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "shard {task}: {}", stderr(&out));
+}
+
+/// Starts `pn-host args` in the workspace root and SIGKILLs it once `dir` holds `runs` finished
+/// run folders; returns the finished folders as the kill left them.
+pub fn kill_after_runs(
+    args: &[&str],
+    dir: &Path,
+    runs: usize,
+) -> BTreeMap<String, (Vec<u8>, SystemTime)> {
+    let mut child = Command::new(pn_host())
+        .current_dir(root())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while finished(dir).len() < runs {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "no runs finished"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    finished(dir)
+}
+
+/// Asserts that `suite run` of suite text `text` (in `dir`, with the built plugins) fails with
+/// one line containing `needle`.
+pub fn assert_suite_fails(dir: &Path, text: &str, needle: &str) {
+    let file = write_suite(dir, text);
+    let plugins = root().join("plugins").display().to_string();
+    let out = run_host(
+        dir,
+        &[
+            "--plugin-dir",
+            &plugins,
+            "suite",
+            "run",
+            &file,
+            "--out",
+            "out",
+        ],
+    );
+    assert_one_line_error(&out, needle);
 }
 
 /// A small suite: `baseline` and two-phase `full_persistent` on a 5-unit teacher-student

@@ -102,9 +102,18 @@ pub fn apply_set(config: &mut RunConfig, assignment: &str) -> Result<(), String>
     let value: Value = parsed
         .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
         .unwrap_or_else(|| Value::String(raw.to_string()));
+    if !path.contains('.') {
+        return Err(format!("--set `{assignment}`: expected section.key=value"));
+    }
+    set_value(config, path, value).map_err(|e| format!("--set {e}"))
+}
+
+/// Sets `section.key` of `config` to `value` (as `--set` does, and as a tuning trial does); a
+/// train setting is checked against the training config's fields. Errors start with the path.
+pub fn set_value(config: &mut RunConfig, path: &str, value: Value) -> Result<(), String> {
     let (section, key) = path
         .split_once('.')
-        .ok_or_else(|| format!("--set `{assignment}`: expected section.key=value"))?;
+        .ok_or_else(|| format!("`{path}`: expected section.key"))?;
     let target = match section {
         "strategy" => &mut config.strategy.config,
         "model" => &mut config.model.config,
@@ -117,14 +126,14 @@ pub fn apply_set(config: &mut RunConfig, assignment: &str) -> Result<(), String>
                 table.entry("augment").or_insert(Value::Null);
                 table.entry("timeout").or_insert(Value::from(0.0));
             }
-            train = merge_config(&train, &serde_json::json!({ key: value }), "train")?;
-            config.train =
-                serde_json::from_value(train).map_err(|e| format!("--set {path}: {e}"))?;
+            train = merge_config(&train, &serde_json::json!({ key: value }), "train")
+                .map_err(|e| format!("{path}: {e}"))?;
+            config.train = serde_json::from_value(train).map_err(|e| format!("{path}: {e}"))?;
             return Ok(());
         }
         other => {
             return Err(format!(
-                "--set `{assignment}`: unknown section `{other}` (strategy, model, dataset, train)"
+                "`{path}`: unknown section `{other}` (strategy, model, dataset, train)"
             ))
         }
     };

@@ -1,7 +1,7 @@
 //! Suite reports: the summary over seeds ([`summary`]), every pair of strategies ([`pairs`]),
 //! the statistics behind them ([`stats`]), the text ([`render`]: terminal table, CSV,
 //! markdown), the figures ([`figures`], drawn by [`plots`]), the runs still missing
-//! ([`missing`]) and the page for a browser ([`html`]).
+//! ([`missing`]), the page for a browser ([`html`]) and the tuning section ([`tuning`]).
 
 pub mod figures;
 pub mod html;
@@ -11,6 +11,7 @@ pub mod plots;
 pub mod render;
 pub mod stats;
 pub mod summary;
+pub mod tuning;
 
 pub use summary::*;
 
@@ -19,12 +20,16 @@ use std::path::Path;
 use crate::results::Store;
 
 /// Builds the report of `store` and writes `summary.csv`, the plots, `report.md` and
-/// `report.html`.
+/// `report.html` (and `tuning.csv`, one row per trial, for a suite with tuning).
 pub fn write(store: &Store) -> Result<Report, String> {
     let report = Report::build(store)?;
     let meta = render::runs_meta(store, &report);
     crate::run::write_atomic(&store.dir.join("summary.csv"), &report.csv()?)?;
     figures::draw(store, &report)?;
+    tuning::draw(&store.dir.join("plots"), &report)?;
+    if let Some(trials) = tuning::csv(&report)? {
+        crate::run::write_atomic(&store.dir.join("tuning.csv"), &trials)?;
+    }
     let markdown = report.markdown(&meta);
     crate::run::write_atomic(&store.dir.join("report.md"), markdown.as_bytes())?;
     let suite_file = std::fs::read_to_string(store.dir.join("suite.toml")).ok();

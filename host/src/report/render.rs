@@ -12,7 +12,9 @@ use crate::suite::{Metric, Plan, PlannedWorkload};
 
 use crate::report::summary::*;
 
-fn sci(x: f64) -> String {
+/// A number as the tables write it: four decimals, or three significant digits in scientific
+/// notation when small or large.
+pub(super) fn sci(x: f64) -> String {
     if x.is_nan() {
         "-".into()
     } else if x != 0.0 && (x.abs() < 1e-2 || x.abs() >= 1e4) {
@@ -166,6 +168,11 @@ impl Report {
                     .collect();
                 let _ = writeln!(out, "{}", cells.join("  ").trim_end());
             }
+        }
+        let tuned = crate::report::tuning::terminal(self);
+        if !tuned.is_empty() {
+            out.push('\n');
+            out.push_str(&tuned);
         }
         if !self.missing.is_empty() {
             out.push('\n');
@@ -340,6 +347,7 @@ impl Report {
         if !last.is_empty() {
             out.push_str(&plot_links(last));
         }
+        out.push_str(&crate::report::tuning::markdown(self));
         if self.plan.workloads.iter().any(|w| w.target.is_some()) {
             out.push_str(
                 "\n## Performance profile\n\nFor each strategy, the fraction of workloads on \
@@ -419,6 +427,16 @@ pub(super) fn runs_meta(store: &Store, report: &Report) -> String {
         plan.seeds.len(),
         seeds_text(&plan.seeds)
     );
+    if let Some(t) = &plan.tuning {
+        let trials = plan.runs.iter().filter(|r| r.trial.is_some()).count();
+        let _ = write!(
+            out,
+            " Of these, {trials} are tuning trials ({} per tuned strategy and workload, on {} trial seed{}).",
+            t.trials,
+            t.seeds.len(),
+            if t.seeds.len() > 1 { "s" } else { "" }
+        );
+    }
     out.push_str(&selection_text(plan));
     if let Some(r) = records.first() {
         let _ = write!(

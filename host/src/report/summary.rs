@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::report::missing::Missing;
 use crate::report::pairs::{pair_table, PairTable};
 use crate::report::stats::{self, Paired, Summary};
+use crate::report::tuning::{tuned, Tuned};
 use crate::results::{metric_rows, MetricRow, RunState, Store};
 use crate::run::RunRecord;
 use crate::suite::{Budget, Metric, Plan, PlannedWorkload};
@@ -99,6 +100,8 @@ pub struct Report {
     pub missing: Missing,
     /// Every pair of strategies, per workload and budget.
     pub pairs: Vec<PairTable>,
+    /// Per workload and strategy, its tuning trials and the chosen one (empty without tuning).
+    pub tuning: Vec<Tuned>,
 }
 
 pub(super) struct Loaded<'a> {
@@ -141,14 +144,17 @@ pub(super) fn to_target(r: &RunRecord, metric: Metric, target: f64) -> Option<(f
     Some((steps as f64, r.wall_time_s))
 }
 
-pub(super) fn compared_metric(w: &PlannedWorkload) -> Metric {
+/// The metric a workload's tables compare: its target's, else the training loss.
+pub fn compared_metric(w: &PlannedWorkload) -> Metric {
     w.target.map_or(Metric::TrainLoss, |t| t.metric)
 }
 
 impl Report {
     /// Reads every planned run's result from `store`.
     pub fn build(store: &Store) -> Result<Self, String> {
-        let plan = store.read_plan()?;
+        let mut plan = store.read_plan()?;
+        // Another shard may have finished the trials since this plan was written.
+        crate::suite::tuning::resolve(&mut plan, |run| store.result(run, None));
         let mut records = std::collections::HashMap::new();
         for run in &plan.runs {
             if let RunState::Finished(r) | RunState::Failed(r) = store.state(run, None) {
@@ -209,11 +215,13 @@ impl Report {
                 }
             }
         }
+        let tuning = tuned(&plan, |run| records.get(&run.id).cloned());
         Ok(Self {
             rows,
             plan,
             missing,
             pairs,
+            tuning,
         })
     }
 }

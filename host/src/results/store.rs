@@ -128,6 +128,14 @@ impl Store {
         }
     }
 
+    /// The result of `run` (finished or failed), if the store holds a current one.
+    pub fn result(&self, run: &PlannedRun, plugins: Option<&Registry>) -> Option<RunRecord> {
+        match self.state(run, plugins) {
+            RunState::Finished(r) | RunState::Failed(r) => Some(*r),
+            RunState::Missing | RunState::Stale => None,
+        }
+    }
+
     /// Writes a run's folder: everything goes into a temporary folder that is then renamed
     /// into place, replacing an older folder of the same run.
     pub fn write_run(

@@ -1,5 +1,6 @@
 //! Executing a suite: plan it, skip what the results store already holds, check every data
-//! set once, run the rest in worker processes, and write the report.
+//! set once, run the rest in worker processes, and write the report. With tuning, the final
+//! runs of a tuned strategy follow in a second round, once its trials have results.
 
 use std::path::PathBuf;
 
@@ -8,7 +9,7 @@ use crate::report::{self, Report};
 use crate::results::{RunState, Sharding, Store};
 use crate::run;
 use crate::suite::pool::{self, PoolOptions};
-use crate::suite::{PlannedRun, Suite};
+use crate::suite::{tuning, PlannedRun, Suite};
 use crate::train::Status;
 
 /// How to execute a suite.
@@ -48,43 +49,13 @@ pub fn execute(
     opts: &SuiteOptions,
 ) -> Result<SuiteResult, String> {
     crate::device::parse_device(&opts.device)?;
-    let plan = suite.plan();
+    let mut plan = suite.plan();
     let store = Store::create(&opts.out)?;
-    store.write_plan(&plan, &suite.source)?;
     store.clean_leftovers();
     if let Some((_, n)) = opts.shard {
         // Tasks of the array job that `suite slurm` wrote keep its record.
         let slurm = store.sharding().is_some_and(|s| s.slurm && s.shards == n);
         store.write_sharding(&Sharding { shards: n, slurm })?;
-    }
-    let mine = match opts.shard {
-        Some(s) => crate::suite::shard(plan.runs.clone(), s),
-        None => plan.runs.clone(),
-    };
-    let (mut todo, mut done, mut skipped_failed) = (vec![], 0, 0);
-    for run in mine {
-        match store.state(&run, Some(registry)) {
-            RunState::Finished(_) => done += 1,
-            RunState::Failed(_) if !opts.retry_failed => skipped_failed += 1,
-            _ => todo.push(run),
-        }
-    }
-    check_data_sets(registry, &todo)?;
-    if !opts.quiet {
-        crate::errln!(
-            "suite `{}`{}: {} runs to do, {done} already finished{} -> {}",
-            plan.suite,
-            opts.shard
-                .map(|(i, n)| format!(" shard {i}/{n}"))
-                .unwrap_or_default(),
-            todo.len(),
-            if skipped_failed > 0 {
-                format!(", {skipped_failed} failed before (--retry-failed reruns them)")
-            } else {
-                String::new()
-            },
-            store.dir.display()
-        );
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find pn-host itself: {e}"))?;
     let mut worker_args = opts.worker_flags.clone();
@@ -104,13 +75,71 @@ pub fn execute(
         let (record, outcome) = run::failed(registry, &run.config, &opts.device, message.into());
         store.write_unless_finished(run, &record, &outcome)
     };
-    let stats = pool::execute(todo, &options, &record_crash)?;
-    if let (Some(overhead), false) = (stats.overhead(), opts.quiet) {
+    // A tuned strategy's final runs wait for its trials: a second round runs those whose
+    // trials the first round finished.
+    let (mut reports, mut waiting) = (vec![], 0);
+    for round in 0..2 {
+        tuning::resolve(&mut plan, |run| store.result(run, Some(registry)));
+        store.write_plan(&plan, &suite.source)?;
+        let mine = match opts.shard {
+            Some(s) => crate::suite::shard(plan.runs.clone(), s),
+            None => plan.runs.clone(),
+        };
+        let (mut todo, mut done, mut skipped_failed) = (vec![], 0, 0);
+        waiting = 0;
+        for run in mine {
+            if tuning::waits(&plan, &run) {
+                waiting += 1;
+                continue;
+            }
+            match store.state(&run, Some(registry)) {
+                RunState::Finished(_) => done += 1,
+                RunState::Failed(_) if !opts.retry_failed => skipped_failed += 1,
+                _ => todo.push(run),
+            }
+        }
+        if round > 0 && todo.is_empty() {
+            break;
+        }
+        check_data_sets(registry, &todo)?;
+        if !opts.quiet {
+            crate::errln!(
+                "suite `{}`{}: {} runs to do, {done} already finished{}{} -> {}",
+                plan.suite,
+                opts.shard
+                    .map(|(i, n)| format!(" shard {i}/{n}"))
+                    .unwrap_or_default(),
+                todo.len(),
+                if skipped_failed > 0 {
+                    format!(", {skipped_failed} failed before (--retry-failed reruns them)")
+                } else {
+                    String::new()
+                },
+                if waiting > 0 {
+                    format!(", {waiting} final runs wait for their tuning trials")
+                } else {
+                    String::new()
+                },
+                store.dir.display()
+            );
+        }
+        let stats = pool::execute(todo, &options, &record_crash)?;
+        if let (Some(overhead), false) = (stats.overhead(), opts.quiet) {
+            crate::errln!(
+                "{} runs in this invocation; suite overhead (worker start, plugin loading, data, \
+                 writing results): {:.2}% of training time",
+                stats.reports.len(),
+                100.0 * overhead
+            );
+        }
+        reports.extend(stats.reports);
+        if waiting == 0 {
+            break;
+        }
+    }
+    if waiting > 0 {
         crate::errln!(
-            "{} runs in this invocation; suite overhead (worker start, plugin loading, data, \
-             writing results): {:.2}% of training time",
-            stats.reports.len(),
-            100.0 * overhead
+            "warning: {waiting} final runs wait for tuning trials without a result yet (another shard's, or interrupted): run this command again once they have one"
         );
     }
     let report = match opts.shard {
@@ -118,7 +147,7 @@ pub fn execute(
         None => Some(report::write(&store)?),
     };
     Ok(SuiteResult {
-        all_completed: stats.reports.iter().all(|r| r.status == Status::Completed),
+        all_completed: reports.iter().all(|r| r.status == Status::Completed),
         store,
         report,
     })

@@ -11,6 +11,7 @@ use toml::Spanned;
 use crate::plugin::registry::{phases_of, Kind, Registry};
 use crate::report::stats::ZeroMethod;
 use crate::run::{self, ComponentRef, RunConfig};
+use crate::suite::tuning::{self, Trial, TrialBudget, Tuning, TuningFile};
 use crate::train::TrainConfig;
 
 /// The metric a workload's target is set on.
@@ -81,6 +82,9 @@ struct StrategySpec {
     name: Option<Spanned<String>>,
     #[serde(default)]
     config: Option<Spanned<toml::Value>>,
+    /// Its search space (see [`tuning::parse_entry`]).
+    #[serde(default)]
+    search: Option<Spanned<IndexMap<Spanned<String>, toml::Value>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +116,8 @@ struct SuiteFile {
     zero_method: ZeroMethod,
     #[serde(default)]
     plugins: IndexMap<String, Spanned<String>>,
+    #[serde(default)]
+    tuning: Option<Spanned<TuningFile>>,
     strategies: IndexMap<Spanned<String>, StrategySpec>,
     workloads: IndexMap<Spanned<String>, WorkloadSpec>,
 }
@@ -139,6 +145,8 @@ pub struct Suite {
     pub workloads: Vec<PlannedWorkload>,
     /// The suite file's text.
     pub source: String,
+    /// Trials and search spaces, when the suite has a `[tuning]` table.
+    pub tuning: Option<Tuning>,
     /// Phases of each strategy (same order as `strategies`).
     phases: Vec<u32>,
 }
@@ -162,6 +170,8 @@ pub enum Budget {
     PerPhase,
     /// Epochs stretched so the run takes as many steps as the suite's longest strategy.
     EqualSteps,
+    /// A tuning trial: the per-phase budget, on a trial seed, scored on the selection split.
+    Trial,
 }
 
 /// One run of a plan.
@@ -179,6 +189,13 @@ pub struct PlannedRun {
     pub phases: u32,
     /// What the run trains.
     pub config: RunConfig,
+    /// The trial this run is, for a tuning trial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<Trial>,
+    /// The trial whose settings this final run of a tuned strategy took (none while its
+    /// trials are unfinished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen_trial: Option<u32>,
 }
 
 /// Every run of a suite, written to `plan.json`.
@@ -199,14 +216,31 @@ pub struct Plan {
     /// How the Wilcoxon tests of the report treat zero differences.
     #[serde(default, skip_serializing_if = "is_wilcox")]
     pub zero_method: ZeroMethod,
+    /// Trials and search spaces, for a suite with a `[tuning]` table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<Tuning>,
 }
 
 fn is_wilcox(zero: &ZeroMethod) -> bool {
     *zero == ZeroMethod::Wilcox
 }
 
+/// The first seed that `seeds` lists a second time.
+pub(crate) fn listed_twice(seeds: &[u64]) -> Option<u64> {
+    seeds
+        .iter()
+        .enumerate()
+        .find(|(i, s)| seeds[..*i].contains(s))
+        .map(|(_, s)| *s)
+}
+
+/// The line (from 1) where `span` starts; a table's span starts at its `[header]`.
 fn line_of(text: &str, span: std::ops::Range<usize>) -> usize {
-    text[..span.start.min(text.len())].lines().count().max(1)
+    text.as_bytes()[..span.start.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn to_json(value: &Option<Spanned<toml::Value>>) -> Value {
@@ -292,15 +326,8 @@ impl Suite {
             }
             Seeds::List(list) => list.clone(),
         };
-        if let Some(twice) = seeds
-            .iter()
-            .enumerate()
-            .find(|(i, s)| seeds[..*i].contains(s))
-        {
-            return Err(format!(
-                "{origin}: seed {} is listed twice in `seeds`",
-                twice.1
-            ));
+        if let Some(twice) = listed_twice(&seeds) {
+            return Err(format!("{origin}: seed {twice} is listed twice in `seeds`"));
         }
         if !is_plain_name(&name) {
             return Err(format!(
@@ -318,6 +345,15 @@ impl Suite {
         }
         let mut strategies = vec![];
         let mut phases = vec![];
+        let trial_budget = match &file.tuning {
+            Some(t) => Some(
+                t.get_ref()
+                    .check(&seeds)
+                    .map_err(|e| format!("{}: {e}", at(line_of(text, t.span()))))?,
+            ),
+            None => None,
+        };
+        let (mut spaces, mut search_lines) = (IndexMap::new(), IndexMap::new());
         for (label, spec) in &file.strategies {
             let label_name = check_label(label, text, origin)?;
             let component = spec.name.as_ref().unwrap_or(label);
@@ -335,6 +371,28 @@ impl Suite {
                 .strategy(component.get_ref(), &config)
                 .map_err(|e| format!("{}: {e}", at(line)))?;
             let k = phases_of(&strategy).map_err(|e| format!("{}: {e}", at(line)))?;
+            if let Some(search) = &spec.search {
+                let at_search = at(line_of(text, search.span()));
+                let Some((trials, _)) = trial_budget else {
+                    return Err(format!(
+                        "{at_search}: `search` needs a [tuning] table with `trials = N`"
+                    ));
+                };
+                let mut space = vec![];
+                for (key, value) in search.get_ref() {
+                    let at_key = at(line_of(text, key.span()));
+                    let settings = tuning::parse_entry(key.get_ref(), value)
+                        .map_err(|e| format!("{at_key}: {e}"))?;
+                    tuning::check_settings(registry, component.get_ref(), &config, &settings)
+                        .map_err(|e| format!("{at_key}: {e}"))?;
+                    space.extend(settings);
+                }
+                tuning::check_size(&space).map_err(|e| format!("{at_search}: {e}"))?;
+                tuning::check_strategy(registry, component.get_ref(), &config, k, &space, trials)
+                    .map_err(|e| format!("{at_search}: strategy `{label_name}`: {e}"))?;
+                spaces.insert(label_name.clone(), space);
+                search_lines.insert(label_name.clone(), line_of(text, search.span()));
+            }
             phases.push(k);
             strategies.push((
                 label_name,
@@ -395,7 +453,40 @@ impl Suite {
                 target: spec.target,
             });
         }
+        let tuning = match (&file.tuning, trial_budget) {
+            (Some(t), Some((trials, trial_seeds))) => {
+                let at_tuning = at(line_of(text, t.span()));
+                if spaces.is_empty() {
+                    return Err(format!(
+                        "{at_tuning}: [tuning] but no strategy has a search space ([strategies.NAME.search])"
+                    ));
+                }
+                let tuning = Tuning {
+                    trials,
+                    seeds: trial_seeds,
+                    spaces,
+                    budget: t.get_ref().budget,
+                };
+                for (w, (label, spec)) in workloads.iter().zip(&file.workloads) {
+                    let line = spec.train.as_ref().map_or(label.span(), |t| t.span());
+                    tuning::check_holdout(w)
+                        .map_err(|e| format!("{}: {e}", at(line_of(text, line))))?;
+                }
+                for (label, strategy) in &strategies {
+                    let Some(line) = search_lines.get(label) else {
+                        continue;
+                    };
+                    for w in &workloads {
+                        tuning::check_trials(&tuning, label, strategy, w)
+                            .map_err(|e| format!("{}: strategy `{label}`: {e}", at(*line)))?;
+                    }
+                }
+                Some(tuning)
+            }
+            _ => None,
+        };
         Ok(Self {
+            tuning,
             name,
             reference: file.reference.into_inner(),
             seeds,
@@ -451,12 +542,12 @@ impl Suite {
                         (w.workload.train.epochs as u64 * longest as u64).div_ceil(k as u64) as u32;
                     budgets.push((Budget::EqualSteps, stretched));
                 }
-                for (budget, epochs) in budgets {
+                for &(budget, epochs) in &budgets {
                     for &seed in &self.seeds {
                         let mut config = RunConfig::new(strategy.clone(), &w.workload, seed);
                         config.train.epochs = epochs;
                         let infix = match budget {
-                            Budget::PerPhase => String::new(),
+                            Budget::PerPhase | Budget::Trial => String::new(),
                             Budget::EqualSteps => ".equal_steps".into(),
                         };
                         runs.push(PlannedRun {
@@ -466,8 +557,18 @@ impl Suite {
                             budget,
                             phases: k,
                             config,
+                            trial: None,
+                            chosen_trial: None,
                         });
                     }
+                }
+                if let Some(t) = &self.tuning {
+                    // The last budget is the longest: the equal-step one where there is one.
+                    let epochs = match t.budget {
+                        TrialBudget::PerPhase => w.workload.train.epochs,
+                        TrialBudget::EqualSteps => budgets.last().map_or(1, |b| b.1),
+                    };
+                    runs.extend(t.trial_runs(w, label, strategy, k, epochs));
                 }
             }
         }
@@ -480,6 +581,7 @@ impl Suite {
             seeds: self.seeds.clone(),
             runs,
             zero_method: self.zero_method,
+            tuning: self.tuning.clone(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Slurm scripts for a suite: an array job with one shard per task (`suite run --shard I/N`,
-//! all shards writing into the same suite directory), and a report job that runs after it; and
+//! all shards writing into the same suite directory; submitted twice for a tuning suite, whose
+//! final runs wait for the trials), and a report job that runs after it; and
 //! a check, through `sinfo` where it is available, that the partition's nodes have the CPUs a
 //! task asks for.
 
@@ -111,12 +112,24 @@ pub fn write(s: &Slurm) -> Result<PathBuf, String> {
         "exec {pn} suite report {}\n",
         quote(&out.display().to_string())
     );
-    let submit = format!(
-        "#!/bin/bash\n# Submits the shards as an array job, then the report once they have all ended.\n\
-         set -euo pipefail\narray=$(sbatch --parsable {d}/array.sbatch)\n\
-         sbatch --dependency=afterany:\"${{array%%;*}}\" {d}/report.sbatch\n",
-        d = quote(&dir.display().to_string())
-    );
+    let d = quote(&dir.display().to_string());
+    // With tuning, a final run waits for its strategy's trials, which other tasks run: a second
+    // array after the first runs the final runs (each task skips the runs that finished).
+    let submit = if s.suite.tuning.is_some() {
+        format!(
+            "#!/bin/bash\n# Submits the shards as an array job (the tuning trials and what it can of the rest), \
+             the same array again once it has ended (the final runs of tuned strategies), then the report.\n\
+             set -euo pipefail\ntrials=$(sbatch --parsable {d}/array.sbatch)\n\
+             array=$(sbatch --parsable --dependency=afterany:\"${{trials%%;*}}\" {d}/array.sbatch)\n\
+             sbatch --dependency=afterany:\"${{array%%;*}}\" {d}/report.sbatch\n"
+        )
+    } else {
+        format!(
+            "#!/bin/bash\n# Submits the shards as an array job, then the report once they have all ended.\n\
+             set -euo pipefail\narray=$(sbatch --parsable {d}/array.sbatch)\n\
+             sbatch --dependency=afterany:\"${{array%%;*}}\" {d}/report.sbatch\n"
+        )
+    };
     for (name, text) in [
         ("array.sbatch", array),
         ("report.sbatch", report),
