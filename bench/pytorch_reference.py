@@ -10,9 +10,13 @@ ascent to θ + ε, second forward and backward there), `lookahead` (k = 5, α = 
     python3 -m venv .venv && .venv/bin/pip install torch
     .venv/bin/python bench/pytorch_reference.py [--only resnet] [--threads N] [--device cuda]
         [--strategies baseline,sam,lookahead,ema]
+
+`pn-host bench --pytorch PYTHON` runs this file with `--serve`, which times blocks on request
+(see `serve`), so that pn's and PyTorch's blocks alternate in one invocation.
 """
 
 import argparse
+import sys
 import time
 
 import torch
@@ -148,6 +152,35 @@ def measure(steppers, steps, device):
     return best
 
 
+def serve(device):
+    """Answers requests on stdin, one per line, tab-separated: `setup CASE STRATEGY` builds a
+    stepper and answers `ok INDEX`; `time INDEX STEPS` takes STEPS steps and answers the
+    milliseconds they took; an error answers `error MESSAGE`. Stops at the end of input."""
+    cases = {case[0]: case for case in CASES}
+    steppers = []
+    print(f"ready torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    for line in sys.stdin:
+        request = line.rstrip("\n").split("\t")
+        try:
+            if request[0] == "setup" and len(request) == 3:
+                _, make, shape, classes, batch, _ = cases[request[1]]
+                steppers.append(stepper(make, shape, classes, batch, request[2], device))
+                answer = f"ok {len(steppers) - 1}"
+            elif request[0] == "time" and len(request) == 3:
+                step, steps = steppers[int(request[1])], int(request[2])
+                start = time.perf_counter()
+                for _ in range(steps):
+                    step()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                answer = f"{(time.perf_counter() - start) * 1000}"
+            else:
+                answer = f"error unknown request {request!r}"
+        except Exception as e:  # reported to pn-host, which stops with it
+            answer = f"error {type(e).__name__}: {e}".replace("\n", " ")
+        print(answer, flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="only workloads whose name contains this")
@@ -156,10 +189,14 @@ def main():
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     parser.add_argument("--strategies", default="baseline,full_persistent",
                         help="comma-separated: baseline, full_persistent, sam, lookahead, ema")
+    parser.add_argument("--serve", action="store_true",
+                        help="time blocks on request from pn-host bench --pytorch")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.serve:
+        return serve(device)
     strategies = args.strategies.split(",")
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}")

@@ -144,6 +144,87 @@ fn bench_times_the_strategies_it_is_given_beside_plain_burn() {
     assert_one_line_error(&out, "--only `LeNet` matches no workload: teacher-student");
 }
 
+/// Writes an executable stand-in for a Python with torch, a shell script running `body`.
+fn fake_python(dir: &Path, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("python");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn bench_times_the_pytorch_reference_in_turn_and_prints_its_ratio() {
+    let tmp = tempfile::tempdir().unwrap();
+    let python = fake_python(
+        tmp.path(),
+        r#"echo "ready torch fake, 1 threads"
+n=0
+while read -r kind rest; do
+  case "$kind" in
+    setup) echo "ok $n"; n=$((n+1)) ;;
+    time) sleep 0.05; echo 50 ;;
+  esac
+done"#,
+    );
+    let args = [
+        "bench",
+        "--steps",
+        "2",
+        "--only",
+        "teacher",
+        "--pytorch",
+        &python,
+    ];
+    let out = run_host(
+        &root(),
+        &[&args[..], &["--strategies", "baseline,reinit"]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0], "PyTorch reference: torch fake, 1 threads",
+        "{stdout}"
+    );
+    let header: Vec<&str> = lines[1].split_whitespace().collect();
+    assert!(
+        header.ends_with(&[
+            "baseline",
+            "PyTorch",
+            "PyTorch/pn",
+            "reinit",
+            "PyTorch",
+            "PyTorch/pn",
+            "vs",
+            "plain"
+        ]),
+        "{stdout}"
+    );
+    // Each reference block of two steps took ≥ 50 ms: far slower than pn's student steps, so
+    // the ratio is above 1; the reference has no `reinit`, which shows as "-".
+    let row: Vec<&str> = lines[2].split_whitespace().collect();
+    let cells = &row[row.len() - 7..row.len() - 1];
+    let (pn, torch, ratio): (f64, f64, f64) = (
+        cells[0].parse().unwrap(),
+        cells[1].parse().unwrap(),
+        cells[2].parse().unwrap(),
+    );
+    assert!(torch >= 25.0 && ratio > 1.0, "{stdout}");
+    assert!((ratio - torch / pn).abs() < 0.01 * ratio, "{stdout}");
+    assert_eq!(&cells[4..6], ["-", "-"], "{stdout}");
+
+    let broken = fake_python(
+        tmp.path(),
+        "echo 'ModuleNotFoundError: no torch' >&2; exit 1",
+    );
+    let out = run_host(
+        &root(),
+        &["bench", "--only", "teacher", "--pytorch", &broken],
+    );
+    assert_one_line_error(&out, "stopped: ModuleNotFoundError: no torch");
+}
+
 #[test]
 fn a_truncated_plugin_is_a_one_line_error_not_a_crash() {
     let tmp = tempfile::tempdir().unwrap();

@@ -3,6 +3,10 @@
 //!
 //! Each figure is the best of several timed blocks after a warm-up, on synthetic data of the
 //! workload's shape. Only the step is timed: forward, loss, objective, backward, optimizer.
+//! With `--pytorch PYTHON`, the PyTorch eager reference ([`pytorch`]) takes its turn after
+//! pn's blocks in every round, and the report gives PyTorch's ms ÷ pn's ms per strategy.
+
+pub mod pytorch;
 
 use std::time::Instant;
 
@@ -104,6 +108,9 @@ pub struct Figures {
     pub strategies: Vec<(String, f64)>,
     /// Reads from the device to the host per step, per strategy (in the same order).
     pub reads: Vec<f64>,
+    /// The PyTorch reference's ms per step, per strategy (in the same order; `None` without a
+    /// reference or for a strategy it does not implement).
+    pub pytorch: Vec<Option<f64>>,
 }
 
 /// The strategies `pn-host bench` times by default: plain training and the persistence
@@ -154,23 +161,29 @@ const LR: f64 = 1e-3;
 /// A closure that takes one training step.
 type Stepper<'a> = Box<dyn FnMut() -> Result<(), String> + 'a>;
 
-/// Milliseconds per step of each stepper, and the host's reads from the device per step:
+/// A closure that takes a block of as many training steps as it is given.
+type Block<'a> = Box<dyn FnMut(usize) -> Result<(), String> + 'a>;
+
+/// Blocks of a stepper's steps.
+fn blocks(mut step: Stepper<'_>) -> Block<'_> {
+    Box::new(move |steps| (0..steps).try_for_each(|_| step()))
+}
+
+/// Milliseconds per step of each block, and the host's reads from the device per step:
 /// blocks of `steps` steps, taken in turns over several rounds so that warm-up and machine
-/// noise hit every stepper alike; the best block counts.
+/// noise hit every one alike; the best block counts.
 fn measure(
-    steppers: &mut [Stepper<'_>],
+    runners: &mut [Block<'_>],
     steps: usize,
     device: &Device,
 ) -> Result<(Vec<f64>, Vec<f64>), String> {
-    let mut best = vec![f64::INFINITY; steppers.len()];
-    let mut reads = vec![0.0; steppers.len()];
+    let mut best = vec![f64::INFINITY; runners.len()];
+    let mut reads = vec![0.0; runners.len()];
     for round in 0..6 {
-        for (i, step) in steppers.iter_mut().enumerate() {
+        for (i, block) in runners.iter_mut().enumerate() {
             let reads_before = read_backs();
             let start = Instant::now();
-            for _ in 0..steps {
-                step()?;
-            }
+            block(steps)?;
             B::sync(device).map_err(|e| format!("{e:?}"))?;
             let ms = start.elapsed().as_secs_f64() * 1000.0 / steps as f64;
             reads[i] = (read_backs() - reads_before) as f64 / steps as f64;
@@ -453,13 +466,15 @@ fn direct_case<'a>(case: &Case, data: &'a Data, device: &Device) -> Stepper<'a> 
 }
 
 /// Benchmarks every case with `steps` timed steps per block: plain Burn and each of
-/// `strategies` through the plugin boundary (a multi-phase strategy in its second phase).
+/// `strategies` through the plugin boundary (a multi-phase strategy in its second phase), and
+/// each strategy in the PyTorch `reference` when there is one, its blocks in turn with pn's.
 pub fn run(
     registry: &Registry,
     device: &Device,
     steps: usize,
     only: Option<&str>,
     strategies: &[&str],
+    mut reference: Option<&mut pytorch::Reference>,
 ) -> Result<Vec<(String, Figures)>, String> {
     let chosen: Vec<Case> = cases()
         .into_iter()
@@ -481,13 +496,31 @@ pub fn run(
                 .iter()
                 .map(|_| plugin_model(registry, &case))
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut steppers = vec![direct_case(&case, &data, device)];
-            for (strategy, model) in strategies.iter().zip(&models) {
-                steppers.push(plugin_stepper(
-                    registry, model, &case, &data, strategy, device,
-                )?);
+            let mut in_reference = vec![None; strategies.len()];
+            if let Some(reference) = reference.as_deref_mut() {
+                for (slot, strategy) in in_reference.iter_mut().zip(strategies) {
+                    *slot = reference.setup(case.name, strategy)?;
+                }
             }
-            let (ms, reads) = measure(&mut steppers, (steps / case.slowness).max(1), device)?;
+            let cell = reference.as_deref_mut().map(std::cell::RefCell::new);
+            let mut runners = vec![blocks(direct_case(&case, &data, device))];
+            for (strategy, model) in strategies.iter().zip(&models) {
+                runners.push(blocks(plugin_stepper(
+                    registry, model, &case, &data, strategy, device,
+                )?));
+            }
+            let pn_runners = runners.len();
+            if let Some(cell) = &cell {
+                for index in in_reference.iter().flatten().copied() {
+                    runners.push(Box::new(move |steps| cell.borrow_mut().time(index, steps)));
+                }
+            }
+            let (ms, reads) = measure(&mut runners, (steps / case.slowness).max(1), device)?;
+            let mut torch_ms = ms[pn_runners..].iter().copied();
+            let pytorch = in_reference
+                .iter()
+                .map(|i| i.and_then(|_| torch_ms.next()))
+                .collect();
             Ok((
                 case.name.to_string(),
                 Figures {
@@ -497,29 +530,43 @@ pub fn run(
                         .map(|s| s.to_string())
                         .zip(ms[1..].iter().copied())
                         .collect(),
-                    reads: reads[1..].to_vec(),
+                    reads: reads[1..pn_runners].to_vec(),
+                    pytorch,
                 },
             ))
         })
         .collect()
 }
 
-/// The report printed by `pn-host bench`: ms per step, the first strategy's cost over plain
-/// Burn (the boundary, when it is `baseline`), and the host's reads from the device per step of
-/// each strategy (on a GPU each waits for the device).
+/// The report printed by `pn-host bench`: ms per step, with a PyTorch reference its ms and
+/// PyTorch's ms ÷ pn's (above 1: pn is faster), the first strategy's cost over plain Burn (the
+/// boundary, when it is `baseline`), and the host's reads from the device per step of each
+/// strategy (on a GPU each waits for the device).
 pub fn format(results: &[(String, Figures)]) -> String {
     let Some((_, first)) = results.first() else {
         return String::new();
     };
+    let with_reference = results
+        .iter()
+        .any(|(_, f)| f.pytorch.iter().any(Option::is_some));
     let mut out = format!("{:<42} {:>12}", "workload (ms/step)", "plain Burn");
     for (name, _) in &first.strategies {
-        out += &format!(" {name:>14}");
+        out += &format!(" {name:>15}");
+        if with_reference {
+            out += &format!(" {:>15} {:>10}", "PyTorch", "PyTorch/pn");
+        }
     }
     out += &format!(" {:>10}\n", "vs plain");
     for (name, f) in results {
         out += &format!("{name:<42} {:>12.4}", f.direct);
-        for (_, ms) in &f.strategies {
-            out += &format!(" {ms:>14.4}");
+        for ((_, ms), torch) in f.strategies.iter().zip(&f.pytorch) {
+            out += &format!(" {ms:>15.4}");
+            if with_reference {
+                out += &match torch {
+                    Some(t) => format!(" {t:>15.4} {:>10.2}", t / ms),
+                    None => format!(" {:>15} {:>10}", "-", "-"),
+                };
+            }
         }
         let first = f.strategies.first().map_or(f64::NAN, |s| s.1);
         out += &format!(" {:>9.1}%\n", 100.0 * (first / f.direct - 1.0));

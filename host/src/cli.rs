@@ -99,6 +99,10 @@ pub enum Command {
         /// The strategies to time, comma-separated (default: baseline,full_persistent).
         #[arg(long, value_delimiter = ',')]
         strategies: Vec<String>,
+        /// A Python with torch: time the PyTorch eager reference of each workload and strategy
+        /// in turn with pn's blocks, and print PyTorch's ms ÷ pn's (e.g. `.venv/bin/python3`).
+        #[arg(long, value_name = "PYTHON")]
+        pytorch: Option<PathBuf>,
     },
 }
 

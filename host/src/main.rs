@@ -10,6 +10,7 @@ use cli::{
     global_args, plugin_dirs, Cli, Command, CompareArgs, Global, NewKind, PluginsCommand, PoolArgs,
     RunArgs, SuiteCommand,
 };
+use pn_host::bench::pytorch::Reference;
 use pn_host::containment;
 use pn_host::plugin::registry::{plugins_in, Kind, Registry};
 use pn_host::progress::{finish, Bar};
@@ -306,13 +307,24 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
             steps,
             only,
             strategies,
+            pytorch,
         }) => {
             let device = pn_host::device::parse_device(&global.device)?;
             let mut names: Vec<&str> = strategies.iter().map(String::as_str).collect();
             if names.is_empty() {
                 names = pn_host::bench::DEFAULT_STRATEGIES.to_vec();
             }
-            let results = pn_host::bench::run(&registry, &device, *steps, only.as_deref(), &names)?;
+            let mut reference = match pytorch {
+                Some(python) => {
+                    let reference = Reference::start(python, &global.device)?;
+                    pn_host::outln!("PyTorch reference: {}", reference.banner);
+                    Some(reference)
+                }
+                None => None,
+            };
+            let only = only.as_deref();
+            let results =
+                pn_host::bench::run(&registry, &device, *steps, only, &names, reference.as_mut())?;
             pn_host::outln!("{}", pn_host::bench::format(&results));
             Ok(true)
         }
