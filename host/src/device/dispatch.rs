@@ -6,9 +6,9 @@ use std::sync::{Mutex, OnceLock};
 use burn::tensor::Tensor;
 use burn::{Dispatch, DispatchDevice};
 
-use super::{index_of, KNOWN};
 #[cfg(not(all(feature = "cuda", feature = "vulkan")))]
 use super::not_built;
+use super::{index_of, KNOWN};
 
 /// The host's backend.
 pub type B = Dispatch;

@@ -192,7 +192,10 @@ mod tests {
             let stride = [rng.random_range(1..3), rng.random_range(1..3)];
             let dilation = [rng.random_range(1..3), rng.random_range(1..3)];
             let padding = [rng.random_range(0..3), rng.random_range(0..3)];
-            let (c, co) = (groups * rng.random_range(1..4), groups * rng.random_range(1..4));
+            let (c, co) = (
+                groups * rng.random_range(1..4),
+                groups * rng.random_range(1..4),
+            );
             let h = dilation[0] * (kh - 1) + 1 + rng.random_range(0..6);
             let w = dilation[1] * (kw - 1) + 1 + rng.random_range(0..6);
             let n = rng.random_range(1..5);
@@ -203,7 +206,11 @@ mod tests {
             let b = Tensor::<CpuAutodiff, 4>::random([co, 1, 1, 1], normal, &device);
             let ours = run(conv2d, [&x, &wt, &b], &options, case);
             let burns = run(burn::tensor::module::conv2d, [&x, &wt, &b], &options, case);
-            let what = format!("case {case}: x {:?} w {:?} {options:?}", x.dims(), wt.dims());
+            let what = format!(
+                "case {case}: x {:?} w {:?} {options:?}",
+                x.dims(),
+                wt.dims()
+            );
             for (name, a, b) in [
                 ("output", &ours.0, &burns.0),
                 ("x grad", &ours.1, &burns.1),

@@ -89,7 +89,10 @@ impl Conv2dShape {
             .div_ceil(stride)
             .min(ow);
         let range = first..end.max(first);
-        (range.clone(), (range.start * stride + offset).saturating_sub(self.padding[1]))
+        (
+            range.clone(),
+            (range.start * stride + offset).saturating_sub(self.padding[1]),
+        )
     }
 }
 
@@ -197,7 +200,15 @@ pub fn forward(s: &Conv2dShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>)
             for g in 0..s.groups {
                 im2col(s, x, g, &mut cols);
                 let out = &mut y[g * cog * l..(g + 1) * cog * l];
-                matmul([cog, l, k], out, false, &weight[g * cog * k..], [k, 1], &cols, [l, 1]);
+                matmul(
+                    [cog, l, k],
+                    out,
+                    false,
+                    &weight[g * cog * k..],
+                    [k, 1],
+                    &cols,
+                    [l, 1],
+                );
             }
             if let Some(bias) = bias {
                 for (channel, b) in y.chunks_exact_mut(l).zip(bias) {
@@ -241,7 +252,15 @@ pub fn backward_weight(s: &Conv2dShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
                     im2col(s, x, g, &mut cols);
                     // dw_g[cog, k] += dy_g[cog, l] · colsᵀ[l, k]
                     let dw = &mut dw[g * cog * k..(g + 1) * cog * k];
-                    matmul([cog, k, l], dw, true, &dy[g * cog * l..], [l, 1], &cols, [1, l]);
+                    matmul(
+                        [cog, k, l],
+                        dw,
+                        true,
+                        &dy[g * cog * l..],
+                        [l, 1],
+                        &cols,
+                        [1, l],
+                    );
                 }
             }
             dw
