@@ -1,16 +1,20 @@
 //! The host's own CPU kernels for layer operations, used where Burn's are slow: 2-D
-//! convolution, forward and both backward passes ([`conv2d`]), recorded in Burn's autodiff
-//! graph as custom operations with their own backward ([`autodiff`]).
+//! convolution, forward and both backward passes ([`conv2d`]), max pooling ([`max_pool2d`])
+//! and batch normalisation in training mode ([`batch_norm`]), recorded in Burn's autodiff graph
+//! as custom operations with their own backward ([`autodiff`]).
 //!
 //! They run in CPU-only builds, whose backend is Burn's autodiff over `flex` (see
 //! [`crate::device`]); builds with a GPU feature use Burn's `dispatch` backend, whose tensors
 //! admit no custom operation, and Burn's kernels on every device.
 
+pub mod batch_norm;
 pub mod conv2d;
+pub mod max_pool2d;
 
 #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
 pub mod autodiff;
 
+use burn::tensor::backend::Backend;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::Tensor;
 
@@ -28,4 +32,54 @@ pub fn conv2d(
     return autodiff::conv2d(x, weight, bias, options);
     #[cfg(any(feature = "cuda", feature = "vulkan"))]
     return burn::tensor::module::conv2d(x, weight, bias, options);
+}
+
+/// 2-D max pooling (floor mode) on the build's backend: the host's kernel in CPU-only builds,
+/// Burn's otherwise.
+pub fn max_pool2d(
+    x: Tensor<B, 4>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+) -> Tensor<B, 4> {
+    #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
+    return autodiff::max_pool2d(x, kernel, stride, padding, dilation);
+    #[cfg(any(feature = "cuda", feature = "vulkan"))]
+    return burn::tensor::module::max_pool2d(x, kernel, stride, padding, dilation, false);
+}
+
+/// A batch normalisation's output `[n, c, l]` and its batch's per-channel mean and biased
+/// variance (constants).
+pub type NormOutput<Bk> = (Tensor<Bk, 3>, Tensor<Bk, 1>, Tensor<Bk, 1>);
+
+/// Batch normalisation of `x` (`[n, c, l]`) in training mode, on the build's backend: the
+/// host's kernel in CPU-only builds, Burn's operations otherwise.
+pub fn batch_norm_train(
+    x: Tensor<B, 3>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    eps: f64,
+) -> NormOutput<B> {
+    #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
+    return autodiff::batch_norm_train(x, gamma, beta, eps);
+    #[cfg(any(feature = "cuda", feature = "vulkan"))]
+    return batch_norm_train_burn(x, gamma, beta, eps);
+}
+
+/// [`batch_norm_train`] as Burn tensor operations.
+pub fn batch_norm_train_burn<Bk: Backend>(
+    x: Tensor<Bk, 3>,
+    gamma: Tensor<Bk, 1>,
+    beta: Tensor<Bk, 1>,
+    eps: f64,
+) -> NormOutput<Bk> {
+    let c = gamma.dims()[0];
+    let per_channel = |t: Tensor<Bk, 3>| t.mean_dim(0).mean_dim(2);
+    let mean = per_channel(x.clone());
+    let var = per_channel((x.clone() - mean.clone()).square());
+    let scale = gamma.reshape([1, c, 1]) / (var.clone() + eps).sqrt();
+    let shift = beta.reshape([1, c, 1]) - mean.clone() * scale.clone();
+    let constant = |t: Tensor<Bk, 3>| t.detach().reshape([c]);
+    (x * scale + shift, constant(mean), constant(var))
 }

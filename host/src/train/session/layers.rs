@@ -42,14 +42,6 @@ impl Session<'_> {
                 "batch_norm: x must be [n, {c}] or [n, {c}, h, w] with gamma and beta [{c}], got x {dims:?}"
             ));
         }
-        // Per-channel statistics over every dimension but the channel's.
-        let per_channel = |t: DynTensor| -> Tensor<B, 1> {
-            match t {
-                DynTensor::R2(t) => t.mean_dim(0).reshape([c]),
-                DynTensor::R4(t) => t.mean_dim(0).mean_dim(2).mean_dim(3).reshape([c]),
-                _ => unreachable!("rank checked above"),
-            }
-        };
         let broadcast = |v: Tensor<B, 1>| -> DynTensor {
             if dims.len() == 2 {
                 DynTensor::R2(v.reshape([1, c]))
@@ -57,21 +49,29 @@ impl Session<'_> {
                 DynTensor::R4(v.reshape([1, c, 1, 1]))
             }
         };
-        let (mean, var) = if self.train.get() {
-            let mean = per_channel(x.clone());
-            let centred = zip_dyn!(x.clone(), broadcast(mean.clone()), |a, b| a - b);
-            let var = per_channel(map_dyn!(centred, |t| t.square()));
-            let m = (dims.iter().product::<usize>() / c) as f64;
-            let unbiased = var.clone().detach() * (m / (m - 1.0).max(1.0));
+        if self.train.get() {
+            // Statistics per channel over every other dimension: `x` as `[n, c, h·w]`.
+            let n = dims[0];
+            let x3 = match x {
+                DynTensor::R2(t) => t.reshape([n, c, 1]),
+                DynTensor::R4(t) => t.reshape([n, c, dims[2] * dims[3]]),
+                _ => unreachable!("rank checked above"),
+            };
+            let (y, mean, var) = crate::kernels::batch_norm_train(x3, gamma.clone(), beta, eps);
             if self.stats_mode.get() != StatsMode::Frozen {
-                self.update_stats(key, &gamma, mean.clone().detach(), unbiased, momentum);
+                let m = (dims.iter().product::<usize>() / c) as f64;
+                let unbiased = var * (m / (m - 1.0).max(1.0));
+                self.update_stats(key, &gamma, mean, unbiased, momentum);
             }
-            (mean, var)
-        } else {
-            match self.norm_stats.borrow().iter().find(|n| n.key == key) {
-                Some(n) => (n.mean.clone(), n.var.clone()),
-                None => (gamma.zeros_like().detach(), gamma.ones_like().detach()),
-            }
+            return Ok(if dims.len() == 2 {
+                DynTensor::R2(y.reshape([n, c]))
+            } else {
+                DynTensor::R4(y.reshape([n, c, dims[2], dims[3]]))
+            });
+        }
+        let (mean, var) = match self.norm_stats.borrow().iter().find(|n| n.key == key) {
+            Some(n) => (n.mean.clone(), n.var.clone()),
+            None => (gamma.zeros_like().detach(), gamma.ones_like().detach()),
         };
         let scale = gamma / (var + eps).sqrt();
         let shift = beta - mean * scale.clone();
@@ -130,13 +130,12 @@ impl Session<'_> {
                     burn::tensor::ops::ConvOptions::new(stride, padding, pair(4)?, arg(6)?);
                 DynTensor::R4(crate::kernels::conv2d(input, w, bias(2)?, options))
             }
-            Layer::MaxPool2d => DynTensor::R4(module::max_pool2d(
+            Layer::MaxPool2d => DynTensor::R4(crate::kernels::max_pool2d(
                 rank4(&first)?,
                 pair(0)?,
                 pair(2)?,
                 pair(4)?,
                 [1, 1],
-                false,
             )),
             Layer::AvgPool2d => DynTensor::R4(module::avg_pool2d(
                 rank4(&first)?,
