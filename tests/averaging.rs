@@ -2,6 +2,8 @@
 //! parameters over its window, `snapshot` an ensemble whose prediction is the mean of its
 //! members' probabilities; batch-norm statistics for such parameters are recomputed as plain
 //! averages over the training split.
+// The device type is `Copy` only in CPU-only builds (see pn_host::device).
+#![allow(clippy::clone_on_copy)]
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Distribution, Tensor, TensorData, Tolerance};

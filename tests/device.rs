@@ -244,7 +244,7 @@ fn compare_runs(name: &str, cpu: &Value, dev: &Value) -> (Vec<String>, f64) {
                 let (a, b) = (c[key].as_f64().unwrap(), d[key].as_f64().unwrap());
                 let rel = (a - b).abs() / a.abs().max(1e-6);
                 worst = worst.max(rel);
-                if !(rel <= tol) {
+                if rel.is_nan() || rel > tol {
                     found.push(format!(
                         "{name}: phase {p} epoch {} {key}: cpu {a}, device {b} (relative {rel:.2e} > {tol:.0e})",
                         e + 1
@@ -253,7 +253,7 @@ fn compare_runs(name: &str, cpu: &Value, dev: &Value) -> (Vec<String>, f64) {
             }
             for key in ["train_accuracy", "valid_accuracy"] {
                 if let (Some(a), Some(b)) = (c[key].as_f64(), d[key].as_f64()) {
-                    if !((a - b).abs() <= ACC_TOL) {
+                    if (a - b).is_nan() || (a - b).abs() > ACC_TOL {
                         found.push(format!(
                             "{name}: phase {p} epoch {} {key}: cpu {a}, device {b}",
                             e + 1
@@ -341,7 +341,7 @@ fn suites_train_alike_on_the_device_and_on_cpu() {
             // A report row's means are over every phase: the last one's tolerance holds.
             let tol = loss_tolerance(key, usize::MAX);
             for (x, y) in a.iter().zip(b.iter()) {
-                if !((x - y).abs() <= tol * x.abs().max(1e-6)) {
+                if (x - y).is_nan() || (x - y).abs() > tol * x.abs().max(1e-6) {
                     findings.push(format!("suite {name} report, {key}: cpu {x}, device {y}"));
                 }
             }

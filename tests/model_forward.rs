@@ -1,5 +1,7 @@
 //! Model plugins' forward passes, run through the plugin boundary, equal the same networks
 //! written directly with Burn on the same weights.
+// The device type is `Copy` only in CPU-only builds (see pn_host::device).
+#![allow(clippy::clone_on_copy)]
 
 use abi_stable::std_types::RSlice;
 use burn::module::{Module, Param};

@@ -1,5 +1,7 @@
 //! Host tensor operations as plugins call them, checked against the same Burn calls, and the
 //! handle rules (a stale or poisoned handle fails with a message, not a crash).
+// The device type is `Copy` only in CPU-only builds (see pn_host::device).
+#![allow(clippy::clone_on_copy)]
 
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::ConvOptions;

@@ -1,5 +1,7 @@
 //! The persistence penalty's math, run through the host's autodiff: gradients match finite
 //! differences, and partial persistence leaves unmatched parameters without penalty gradient.
+// The device type is `Copy` only in CPU-only builds (see pn_host::device).
+#![allow(clippy::clone_on_copy)]
 
 use burn::tensor::{Tensor, TensorData};
 use pn_host::device::{parse_device, Device, B};

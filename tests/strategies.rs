@@ -1,6 +1,8 @@
 //! The competitor strategies' defining properties, through the plugin boundary: the deflated
 //! objective (both variants) and the weight-decay penalty equal their formulas, with matching
 //! gradients.
+// The device type is `Copy` only in CPU-only builds (see pn_host::device).
+#![allow(clippy::clone_on_copy)]
 
 use burn::tensor::{Tensor, TensorData};
 use pn_host::device::{parse_device, Device, B};

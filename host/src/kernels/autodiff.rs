@@ -274,14 +274,17 @@ mod tests {
 
     type Grads = (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
 
+    /// A convolution with Burn's `conv2d` signature.
+    type Conv = fn(
+        Tensor<CpuAutodiff, 4>,
+        Tensor<CpuAutodiff, 4>,
+        Option<Tensor<CpuAutodiff, 1>>,
+        ConvOptions<2>,
+    ) -> Tensor<CpuAutodiff, 4>;
+
     /// Output and the gradients of x, weight and bias of `<conv(x, w, b), dy>` through `conv`.
     fn run(
-        conv: fn(
-            Tensor<CpuAutodiff, 4>,
-            Tensor<CpuAutodiff, 4>,
-            Option<Tensor<CpuAutodiff, 1>>,
-            ConvOptions<2>,
-        ) -> Tensor<CpuAutodiff, 4>,
+        conv: Conv,
         [x, w, b]: [&Tensor<CpuAutodiff, 4>; 3],
         options: &ConvOptions<2>,
         seed: u64,
