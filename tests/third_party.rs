@@ -171,8 +171,16 @@ fn without_times(value: &serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn a_plugin_built_against_another_minor_or_a_newer_patch_is_refused() {
-    for version in ["0.2.0", "0.1.3"] {
-        refused(version);
+    let current: Vec<u32> = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let (major, minor, patch) = (current[0], current[1], current[2]);
+    for version in [
+        format!("{major}.{}.0", minor + 1),
+        format!("{major}.{minor}.{}", patch + 1),
+    ] {
+        refused(&version);
     }
 }
 

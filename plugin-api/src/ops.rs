@@ -120,6 +120,10 @@ op_codes! {
         /// initialisation, and saves them with the model as `<gamma name>.running_mean` and
         /// `.running_var`.
         BatchNorm = 8,
+        /// `inputs = [theta, anchors]`, theta `[n]`, anchors `[K, n]`: the `[K]` squared
+        /// distances `‖theta − anchors[k]‖²`, one pass over the anchors each way (the
+        /// persistence and deflation penalties). Appended in 0.1.3.
+        SquaredDistances = 9,
     }
 }
 

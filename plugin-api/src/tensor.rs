@@ -217,6 +217,12 @@ impl<'a> Ops<'a> {
         self.layer(Layer::LogSoftmax, &[x.id], &[dim as i64], &[])
     }
 
+    /// The squared distances `‖theta − anchors[k]‖²` (`[K]`) from `theta` (`[n]`) to each row
+    /// of `anchors` (`[K, n]`), as one host operation with its own backward (since 0.1.3).
+    pub fn squared_distances(self, theta: Tensor<'a>, anchors: Tensor<'a>) -> Tensor<'a> {
+        self.layer(Layer::SquaredDistances, &[theta.id, anchors.id], &[], &[])
+    }
+
     /// The parameters whose names match any glob in `patterns` (`"*"` for all), flattened and
     /// concatenated into one vector: one tensor however many parameter tensors match.
     pub fn param_group<S: AsRef<str>>(self, patterns: &[S]) -> Tensor<'a> {

@@ -36,10 +36,7 @@ impl Anchors {
 }
 
 /// Squared distances `‖θ − θk*‖²` from the flat `theta` (`[n]`) to each row of `anchors`
-/// (`[K, n]`), as a `[K]` vector.
+/// (`[K, n]`), as a `[K]` vector: one host operation ([`Ops::squared_distances`]).
 pub fn squared_distances<'a>(theta: Tensor<'a>, anchors: Tensor<'a>) -> Tensor<'a> {
-    let n = theta.shape().first().copied().unwrap_or(1) as i64;
-    (theta.reshape(&[1, n]) - anchors)
-        .square()
-        .sum_dim(1, false)
+    theta.ops().squared_distances(theta, anchors)
 }

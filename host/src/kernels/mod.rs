@@ -1,7 +1,9 @@
 //! The host's own CPU kernels for layer operations, used where Burn's are slow: 2-D
 //! convolution, forward and both backward passes ([`conv2d`]), max pooling ([`max_pool2d`])
-//! and batch normalisation in training mode ([`batch_norm`]), recorded in Burn's autodiff graph
-//! as custom operations with their own backward ([`autodiff`]).
+//! batch normalisation in training mode ([`batch_norm`]) and the squared distances from a
+//! parameter vector to anchors ([`distances`], the persistence and deflation penalties),
+//! recorded in Burn's autodiff graph as custom operations with their own backward
+//! ([`autodiff`]).
 //!
 //! They run in CPU-only builds, whose backend is Burn's autodiff over `flex` (see
 //! [`crate::device`]); builds with a GPU feature use Burn's `dispatch` backend, whose tensors
@@ -9,6 +11,7 @@
 
 pub mod batch_norm;
 pub mod conv2d;
+pub mod distances;
 pub mod max_pool2d;
 
 #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
@@ -82,4 +85,25 @@ pub fn batch_norm_train_burn<Bk: Backend>(
     let shift = beta.reshape([1, c, 1]) - mean.clone() * scale.clone();
     let constant = |t: Tensor<Bk, 3>| t.detach().reshape([c]);
     (x * scale + shift, constant(mean), constant(var))
+}
+
+/// `‖theta − anchors[k]‖²` for each row of `anchors` (`[K, n]`; `theta` `[n]`), on the build's
+/// backend: the host's kernel in CPU-only builds, Burn's operations otherwise.
+pub fn squared_distances(theta: Tensor<B, 1>, anchors: Tensor<B, 2>) -> Tensor<B, 1> {
+    #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
+    return autodiff::squared_distances(theta, anchors);
+    #[cfg(any(feature = "cuda", feature = "vulkan"))]
+    return squared_distances_burn(theta, anchors);
+}
+
+/// [`squared_distances`] as Burn tensor operations.
+pub fn squared_distances_burn<Bk: Backend>(
+    theta: Tensor<Bk, 1>,
+    anchors: Tensor<Bk, 2>,
+) -> Tensor<Bk, 1> {
+    let k = anchors.dims()[0];
+    (theta.unsqueeze::<2>() - anchors)
+        .square()
+        .sum_dim(1)
+        .reshape([k])
 }

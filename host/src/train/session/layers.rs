@@ -164,6 +164,20 @@ impl Session<'_> {
             }
             Layer::Softmax => map_dyn!(first, |t| activation::softmax(t, arg(0)?)),
             Layer::LogSoftmax => map_dyn!(first, |t| activation::log_softmax(t, arg(0)?)),
+            Layer::SquaredDistances => match (first, x.get(1)) {
+                (DynTensor::R1(theta), Some(DynTensor::R2(anchors)))
+                    if anchors.dims()[1] == theta.dims()[0] =>
+                {
+                    DynTensor::R1(crate::kernels::squared_distances(theta, anchors.clone()))
+                }
+                (theta, anchors) => {
+                    return Err(format!(
+                        "squared_distances needs theta [n] and anchors [K, n], got {:?} and {:?}",
+                        theta.dims(),
+                        anchors.map(|a| a.dims())
+                    ))
+                }
+            },
             Layer::BatchNorm => return Err("batch_norm is handled by Session::batch_norm".into()),
         })
     }
