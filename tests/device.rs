@@ -19,8 +19,8 @@
 //! after a perturbation losses are only compared to [`RANDOM_REL_TOL`].
 //!
 //! Without a device, the test that always runs checks that a device which is unknown, not
-//! built in, or absent (`VK_ICD_FILENAMES` pointing nowhere) is one line and exit 1, and that
-//! no suite run starts.
+//! built in, or absent (`VK_ICD_FILENAMES` pointing nowhere; `cuda` where `PN_TEST_NO_CUDA` is
+//! set) is one line and exit 1, and that no suite run starts.
 
 use std::path::Path;
 use std::process::Output;
@@ -383,6 +383,12 @@ fn a_device_that_is_unknown_not_built_in_or_absent_is_one_line_before_any_run() 
     // Whether or not this pn-host has the feature, device 99 is one line naming it.
     assert_one_line_error(&attempt("vulkan:99", None), "vulkan:99");
     assert_one_line_error(&attempt("cuda:99", None), "cuda:99");
+    // Where the caller says this machine has no CUDA device (`PN_TEST_NO_CUDA`; CI runs this
+    // test with a `--features cuda` pn-host on its GPU-less machine), `cuda` itself is one line:
+    // the probe's, or the missing feature's.
+    if std::env::var_os("PN_TEST_NO_CUDA").is_some() {
+        assert_one_line_error(&attempt("cuda", None), "cuda");
+    }
     // No Vulkan driver at all: the loader finds no ICD.
     let absent = attempt("vulkan", Some(("VK_ICD_FILENAMES", "/nonexistent.json")));
     assert_one_line_error(&absent, "vulkan");

@@ -151,7 +151,19 @@ fn probe(name: &str, device: &DispatchDevice) -> Result<(), String> {
         Ok(sum) => Err(format!(
             "device {name}: computes wrong results (1 + 4 + 9 gave {sum})"
         )),
-        Err(cause) => Err(format!("device {name}: {cause}")),
+        Err(cause) => Err(format!("device {name}: {}", shorter(cause))),
+    }
+}
+
+/// A cause in a few words where the library's own text runs long: cudarc lists every library
+/// name it tried when no CUDA driver is installed.
+fn shorter(cause: String) -> String {
+    if cause.contains("Unable to dynamically load the \"cuda\" shared library") {
+        "no CUDA driver (libcuda.so cannot be loaded: is the NVIDIA driver installed and on \
+         LD_LIBRARY_PATH?)"
+            .into()
+    } else {
+        cause
     }
 }
 
