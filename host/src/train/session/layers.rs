@@ -42,15 +42,10 @@ impl Session<'_> {
                 "batch_norm: x must be [n, {c}] or [n, {c}, h, w] with gamma and beta [{c}], got x {dims:?}"
             ));
         }
-        let broadcast = |v: Tensor<B, 1>| -> DynTensor {
-            if dims.len() == 2 {
-                DynTensor::R2(v.reshape([1, c]))
-            } else {
-                DynTensor::R4(v.reshape([1, c, 1, 1]))
-            }
-        };
+        #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
         if self.train.get() {
-            // Statistics per channel over every other dimension: `x` as `[n, c, h·w]`.
+            // Statistics per channel over every other dimension, by the host's kernel: `x` as
+            // `[n, c, h·w]`.
             let n = dims[0];
             let x3 = match x {
                 DynTensor::R2(t) => t.reshape([n, c, 1]),
@@ -69,9 +64,37 @@ impl Session<'_> {
                 DynTensor::R4(y.reshape([n, c, dims[2], dims[3]]))
             });
         }
-        let (mean, var) = match self.norm_stats.borrow().iter().find(|n| n.key == key) {
-            Some(n) => (n.mean.clone(), n.var.clone()),
-            None => (gamma.zeros_like().detach(), gamma.ones_like().detach()),
+        // GPU builds: per-channel statistics over every dimension but the channel's, as Burn
+        // tensor operations.
+        let per_channel = |t: DynTensor| -> Tensor<B, 1> {
+            match t {
+                DynTensor::R2(t) => t.mean_dim(0).reshape([c]),
+                DynTensor::R4(t) => t.mean_dim(0).mean_dim(2).mean_dim(3).reshape([c]),
+                _ => unreachable!("rank checked above"),
+            }
+        };
+        let broadcast = |v: Tensor<B, 1>| -> DynTensor {
+            if dims.len() == 2 {
+                DynTensor::R2(v.reshape([1, c]))
+            } else {
+                DynTensor::R4(v.reshape([1, c, 1, 1]))
+            }
+        };
+        let (mean, var) = if self.train.get() {
+            let mean = per_channel(x.clone());
+            let centred = zip_dyn!(x.clone(), broadcast(mean.clone()), |a, b| a - b);
+            let var = per_channel(map_dyn!(centred, |t| t.square()));
+            let m = (dims.iter().product::<usize>() / c) as f64;
+            let unbiased = var.clone().detach() * (m / (m - 1.0).max(1.0));
+            if self.stats_mode.get() != StatsMode::Frozen {
+                self.update_stats(key, &gamma, mean.clone().detach(), unbiased, momentum);
+            }
+            (mean, var)
+        } else {
+            match self.norm_stats.borrow().iter().find(|n| n.key == key) {
+                Some(n) => (n.mean.clone(), n.var.clone()),
+                None => (gamma.zeros_like().detach(), gamma.ones_like().detach()),
+            }
         };
         let scale = gamma / (var + eps).sqrt();
         let shift = beta - mean * scale.clone();
