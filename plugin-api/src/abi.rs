@@ -149,26 +149,127 @@ pub trait HostOps {
 /// The host's operations as a plugin callback receives them.
 pub type HostOpsRef<'a> = HostOps_TO<'a, abi_stable::sabi_types::RRef<'a, ()>>;
 
-/// How a training phase starts.
+/// How a training phase starts: [`crate::Strategy::phase_start`]'s answer for phases 1 and
+/// later. Phase 0 always starts from θ0, the initialisation the host draws from the run's seed
+/// (on the CPU, from each parameter's [`ParamSpec`] distribution: the same θ0 on every device).
+///
+/// | variant | the phase's starting parameters | batch-norm running statistics |
+/// |---|---|---|
+/// | `SameInit` | θ0 again, exactly as the host drew it | start afresh |
+/// | `FreshInit` | a new draw from the [`ParamSpec`]s, seeded by (run seed, phase) | start afresh |
+/// | `Continue` | the previous phase's result: its trained parameters, or the parameter vector its `phase_result` handed back (for an ensemble, the last) | carried over |
+///
+/// The optimizer's state is decided separately, by
+/// [`crate::Strategy::optimizer_at_phase_start`]. Then [`crate::Strategy::begin_phase`] sees
+/// these starting values and may replace them with [`crate::Ops::set_params`]; such a write does
+/// not change θ0 (a later `SameInit` phase starts from the drawn θ0 again).
+///
+/// ```
+/// # use pn_plugin_api::{Component, PhaseStart, Result, Strategy};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Default, Serialize, Deserialize)]
+/// # pub struct Config { pub restart: Restart }
+/// # pub struct Restarts(Config);
+/// # impl Component for Restarts {
+/// #     const NAME: &'static str = "restarts";
+/// #     const DESCRIPTION: &'static str = "restarts of three kinds";
+/// #     type Config = Config;
+/// #     fn new(config: Config) -> Result<Self> { Ok(Self(config)) }
+/// # }
+/// #[derive(Default, Clone, Copy, Serialize, Deserialize)]
+/// #[serde(rename_all = "snake_case")]
+/// pub enum Restart {
+///     #[default]
+///     Persistence,
+///     Random,
+///     Warm,
+/// }
+///
+/// impl Strategy for Restarts {
+///     fn phases(&self) -> u32 {
+///         3
+///     }
+///     fn phase_start(&self, _phase: u32) -> PhaseStart {
+///         match self.0.restart {
+///             // Every phase from the same θ0: phases differ only by what the strategy adds
+///             // to the objective (persistence, deflation).
+///             Restart::Persistence => PhaseStart::SameInit,
+///             // Independent restarts: a new initialisation per phase (the same for a seed).
+///             Restart::Random => PhaseStart::FreshInit,
+///             // Carry on from the previous phase's result (warm restarts, shrink-perturb).
+///             Restart::Warm => PhaseStart::Continue,
+///         }
+///     }
+/// }
+/// ```
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PhaseStart {
-    /// From the initial parameters θ0 of phase 1 (persistence).
+    /// From θ0, the initial parameters of phase 0, as the host drew them (persistence).
     SameInit,
-    /// From a fresh initialisation drawn with a new seed (restarts).
+    /// From a fresh initialisation drawn with a new seed, derived from the run's seed and the
+    /// phase (restarts).
     FreshInit,
-    /// From where the previous phase ended.
+    /// From the previous phase's result: where it ended, or the vector its `phase_result`
+    /// handed back.
     Continue,
 }
 
 /// What happens to the optimizer's state (Adam's moments, SGD's momentum) when a phase starts
-/// or a strategy writes parameters.
+/// ([`crate::Strategy::optimizer_at_phase_start`]) or a strategy writes parameters
+/// ([`crate::Ops::set_params`]). It is the state of the whole model's optimizer, whichever
+/// parameters a write touches.
+///
+/// The state belongs to each parameter: a write keeps the parameter (only its values change),
+/// and so does a phase start (`Continue` keeps the parameters as they are; `SameInit` and
+/// `FreshInit` write the new starting values into them), so with `Keep` the moments built so
+/// far act on the new values. An exception in this host (pn-host 0.1.3): when the previous
+/// phase's `phase_result` handed back parameter vectors, the next phase's parameters are new
+/// ones built from that result, and their state starts from zero even with `Keep`.
+///
+/// ```
+/// # use pn_plugin_api::{Component, Ops, OptimizerState, PhaseStart, Progress, Result, Strategy};
+/// # #[derive(Default, serde::Serialize, serde::Deserialize)]
+/// # pub struct Config { pub every: u64, pub noise: f64 }
+/// # pub struct NoisyRestarts(Config);
+/// # impl Component for NoisyRestarts {
+/// #     const NAME: &'static str = "noisy_restarts";
+/// #     const DESCRIPTION: &'static str = "warm phases, noise injections";
+/// #     type Config = Config;
+/// #     fn new(config: Config) -> Result<Self> { Ok(Self(config)) }
+/// # }
+/// impl Strategy for NoisyRestarts {
+///     fn phases(&self) -> u32 {
+///         2
+///     }
+///     fn phase_start(&self, _phase: u32) -> PhaseStart {
+///         PhaseStart::Continue
+///     }
+///     // Phase 1 carries on with the moments phase 0 built up.
+///     fn optimizer_at_phase_start(&self, _phase: u32) -> OptimizerState {
+///         OptimizerState::Keep
+///     }
+///     // Every `every` steps, a jump to θ + N(0, noise²): the moments built for the old
+///     // neighbourhood no longer fit, so the write resets them.
+///     fn after_step(&mut self, ops: Ops<'_>, p: Progress, _end_of_epoch: bool) -> Result<()> {
+///         if (p.step + 1) % self.0.every.max(1) == 0 {
+///             let theta = ops.param_group(&["*"]);
+///             let noise = ops.random_normal(&theta.shape(), 0.0, self.0.noise);
+///             ops.set_params(&["*"], theta + noise, OptimizerState::Reset);
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptimizerState {
     /// A fresh optimizer: its state starts from zero (what every phase did before 0.1.2).
+    /// The default at a phase start. Resetting at a write takes effect when the callback
+    /// returns, for the next step.
     Reset,
-    /// The optimizer keeps its state across the change.
+    /// The optimizer keeps its state across the change (at a phase start: see the caveat
+    /// above about phases whose `phase_result` handed back vectors).
     Keep,
 }
 
@@ -226,7 +327,8 @@ pub trait AbiStrategy: Send {
         progress: Progress,
         task_loss: TensorId,
     ) -> RResult<TensorId, RString>;
-    /// Called when a phase ends, with the parameters at their converged values.
+    /// Called when a phase ends, after `phase_result`, with the parameters at the phase's
+    /// result (as trained, or the last vector `phase_result` handed back).
     fn end_phase(&mut self, ops: HostOpsRef<'_>, phase: u32) -> RResult<(), RString>;
     /// Which phase's model is the result.
     #[sabi(last_prefix_field)]
