@@ -513,7 +513,11 @@ fn plugins_test_passes_every_plugin_here_and_names_the_check_a_faulty_one_fails(
     for line in [
         "ok   strategy sam: the same seed gives the same losses",
         "ok   strategy full_persistent: trains the check workload with finite losses",
+        "ok   strategy full_persistent: its objective's gradient agrees with finite differences",
+        "ok   strategy sam: its objective's gradient agrees with finite differences",
         "ok   model lenet5: its full config builds it again unchanged",
+        "ok   model resnet: the task loss's gradient agrees with finite differences",
+        "ok   model toy2d: trains two steps on random inputs with finite losses",
         "ok   data set teacher_student: loads with its defaults",
     ] {
         assert!(report.contains(line), "`{line}` missing in:\n{report}");
@@ -529,13 +533,25 @@ fn plugins_test_passes_every_plugin_here_and_names_the_check_a_faulty_one_fails(
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{report}");
     let failed: Vec<&str> = report.lines().filter(|l| l.contains("FAIL")).collect();
-    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed.len(), 2, "{report}");
+    let fails = |line: &str| failed.iter().any(|l| l.contains(line));
     assert!(
-        failed[0].contains("FAIL strategy faulty: the same seed gives the same losses: epoch 1"),
+        fails("FAIL strategy faulty: the same seed gives the same losses: epoch 1"),
+        "{report}"
+    );
+    // ‖θ‖² in the value, not in the gradient: caught at the first checked step
+    assert!(
+        fails("FAIL strategy faulty_gradient: its objective's gradient agrees with finite differences: phase 1 step 2: directional derivative"),
         "{report}"
     );
     assert!(
-        stderr(&out).contains("error: 1 of 4 checks failed"),
+        report.contains(
+            "ok   strategy faulty: its objective's gradient agrees with finite differences"
+        ),
+        "{report}"
+    );
+    assert!(
+        stderr(&out).contains("error: 2 of 10 checks failed"),
         "{}",
         stderr(&out)
     );

@@ -125,7 +125,9 @@ pub enum PluginsCommand {
     },
     /// Conformance checks before publishing: each component builds with its defaults and
     /// round-trips its config; each strategy trains a small workload with finite losses, the same
-    /// for the same seed. One line per check; exit 1 if any fails.
+    /// for the same seed, its objective's gradient agreeing with finite differences; each model
+    /// trains two steps on random inputs, its gradient checked the same way. One line per
+    /// check; exit 1 if any fails.
     Test {
         /// The plugin files.
         #[arg(required = true)]

@@ -2,17 +2,33 @@
 //!
 //! Every component of the file builds with its defaults and its full config builds the same
 //! component again (the config round-trips); every strategy trains a small teacher-student
-//! workload ([`check_workload`]) to the end with finite losses, and twice with one seed gives
-//! the same per-epoch losses. Data sets are loaded with their defaults where their files are
-//! there (a data set that needs files the user gives is skipped, with the reason).
+//! workload ([`check_workload`]) to the end with finite losses, the gradient its steps apply
+//! agrees with finite differences of its objective (at the second step of every phase, see
+//! [`crate::train::gradient_check`]), and twice with one seed gives the same per-epoch losses.
+//! Every model trains two steps on random inputs of the first shape and output it accepts
+//! ([`MODEL_SHAPES`]) with finite losses, and the task loss's gradient through its forward pass
+//! agrees with finite differences. Data sets are loaded with their defaults where their files
+//! are there (a data set that needs files the user gives is skipped, with the reason).
 
 use std::path::Path;
 
+use abi_stable::std_types::{RSlice, RVec};
+use pn_plugin_api::abi::ModelBox;
+use pn_plugin_api::{Component, DataSplit, DataSplits, LossKind, Progress, Strategy};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
 use serde_json::{json, Value};
 
+use crate::device::Device;
 use crate::plugin::registry::{Kind, Registry};
-use crate::run::{self, ComponentRef, RunConfig, RunRecord, Workload};
-use crate::train::{Silent, Status, TrainConfig};
+use crate::run::{self, ComponentRef, RunConfig, Workload};
+use crate::train::data::Data;
+use crate::train::{GradientCheck, Observer, PhaseRecord, Status, TrainConfig};
+
+/// The input shapes a model is tried with, in order (a vector, MNIST's, CIFAR's), first with
+/// ten classes, then with one regression output.
+pub const MODEL_SHAPES: [&[usize]; 3] = [&[8], &[1, 28, 28], &[3, 32, 32]];
 
 /// What a check found.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,7 +118,7 @@ pub fn test_plugin(registry: &Registry, file: &Path) -> Result<Vec<Check>, Strin
             match kind {
                 Kind::Strategy => check_training(registry, name, &mut check),
                 Kind::Dataset => check("loads with its defaults", loads(registry, name, config)),
-                Kind::Model => {}
+                Kind::Model => check_model(registry, name, &mut check),
             }
         }
     }
@@ -154,7 +170,50 @@ fn loads(registry: &Registry, name: &str, config: Value) -> Verdict {
     }
 }
 
-/// Trains the check workload twice with seed 0.
+/// Asks for a gradient check at the second step of every phase and keeps the results.
+#[derive(Default)]
+struct GradientChecks(Vec<(Progress, Result<GradientCheck, String>)>);
+
+impl Observer for GradientChecks {
+    fn wants_gradient_check(&mut self, progress: Progress) -> bool {
+        progress.step == 1
+    }
+    fn gradient_checked(&mut self, progress: Progress, check: Result<GradientCheck, String>) {
+        self.0.push((progress, check));
+    }
+}
+
+impl GradientChecks {
+    /// Pass when every check agrees (and at least one ran), else the first that did not.
+    fn verdict(&self) -> Verdict {
+        if self.0.is_empty() {
+            return Verdict::Fail("no step was checked".into());
+        }
+        for (progress, check) in &self.0 {
+            let at = format!("phase {} step {}", progress.phase + 1, progress.step + 1);
+            match check {
+                Ok(check) if check.agrees() => {}
+                Ok(check) => return Verdict::Fail(format!("{at}: {}", check.describe())),
+                Err(e) => return Verdict::Fail(format!("{at}: {e}")),
+            }
+        }
+        Verdict::Pass
+    }
+}
+
+/// Pass when a run completed with finite losses, else why not.
+fn trained(status: Status, message: &Option<String>, losses: &[f64]) -> Verdict {
+    match (status, message) {
+        (Status::Completed, _) if losses.iter().all(|x| x.is_finite()) => Verdict::Pass,
+        (Status::Completed, _) => Verdict::Fail("a loss is not finite".into()),
+        (_, message) => Verdict::Fail(message.clone().unwrap_or_default()),
+    }
+}
+
+const GRADIENT: &str = "its objective's gradient agrees with finite differences";
+const MODEL_GRADIENT: &str = "the task loss's gradient agrees with finite differences";
+
+/// Trains the check workload twice with seed 0, checking gradients on the way.
 fn check_training(registry: &Registry, name: &str, check: &mut impl FnMut(&'static str, Verdict)) {
     let what = "trains the check workload with finite losses";
     let strategy = ComponentRef {
@@ -170,20 +229,19 @@ fn check_training(registry: &Registry, name: &str, check: &mut impl FnMut(&'stat
         Ok(data) => data,
         Err(e) => return check(what, Verdict::Skip(e)),
     };
-    let train = || run::execute(registry, &config, &data, "cpu", &mut Silent).0;
-    let first = train();
-    let losses = epoch_losses(&first);
-    let verdict = match (first.status, &first.message) {
-        (Status::Completed, _) if losses.iter().all(|x| x.is_finite()) => Verdict::Pass,
-        (Status::Completed, _) => Verdict::Fail("a loss is not finite".into()),
-        (_, message) => Verdict::Fail(message.clone().unwrap_or_default()),
-    };
-    let trained = verdict == Verdict::Pass;
+    let train =
+        |gradients: &mut GradientChecks| run::execute(registry, &config, &data, "cpu", gradients).0;
+    let mut gradients = GradientChecks::default();
+    let first = train(&mut gradients);
+    let losses = epoch_losses(&first.phases);
+    let verdict = trained(first.status, &first.message, &losses);
+    let completed = verdict == Verdict::Pass;
     check(what, verdict);
-    if !trained {
+    if !completed {
         return;
     }
-    let second = epoch_losses(&train());
+    check(GRADIENT, gradients.verdict());
+    let second = epoch_losses(&train(&mut GradientChecks::default()).phases);
     let verdict = match second.iter().zip(&losses).position(|(a, b)| a.to_bits() != b.to_bits()) {
         None if second.len() == losses.len() => Verdict::Pass,
         None => Verdict::Fail(format!("{} epochs, then {}", losses.len(), second.len())),
@@ -197,10 +255,111 @@ fn check_training(registry: &Registry, name: &str, check: &mut impl FnMut(&'stat
     check("the same seed gives the same losses", verdict);
 }
 
+/// Plain training: the task loss alone (the strategy models are checked with).
+struct TaskLoss;
+
+impl Component for TaskLoss {
+    const NAME: &'static str = "task_loss";
+    const DESCRIPTION: &'static str = "the task loss alone";
+    type Config = ();
+    fn new(_: ()) -> pn_plugin_api::Result<Self> {
+        Ok(TaskLoss)
+    }
+}
+
+impl Strategy for TaskLoss {}
+
+/// Trains model `name` for two steps on random inputs of the first shape it accepts.
+fn check_model(registry: &Registry, name: &str, check: &mut impl FnMut(&'static str, Verdict)) {
+    let what = "trains two steps on random inputs with finite losses";
+    let device = match crate::device::parse_device("cpu") {
+        Ok(d) => d,
+        Err(e) => return check(what, Verdict::Skip(e)),
+    };
+    let model = match registry.model(name, &Value::Null) {
+        Ok((model, _)) => model,
+        Err(e) => return check(what, Verdict::Fail(e)),
+    };
+    let data = match random_data(&model, &device) {
+        Ok(data) => data,
+        Err(e) => return check(what, Verdict::Skip(e)),
+    };
+    let cfg = TrainConfig {
+        lr: 0.01,
+        batch_size: 8,
+        epochs: 1,
+        ..TrainConfig::default()
+    };
+    let mut strategy = pn_plugin_api::component::strategy_box(TaskLoss);
+    let mut gradients = GradientChecks::default();
+    let outcome = crate::train::run(
+        &mut strategy,
+        &model,
+        &data,
+        &cfg,
+        0,
+        &device,
+        &mut gradients,
+    );
+    let losses = epoch_losses(&outcome.phases);
+    let verdict = trained(outcome.status, &outcome.message, &losses);
+    let completed = verdict == Verdict::Pass;
+    check(what, verdict);
+    if completed {
+        check(MODEL_GRADIENT, gradients.verdict());
+    }
+}
+
+/// Sixteen training and eight held-out examples of normal noise in the first of
+/// [`MODEL_SHAPES`] the model declares parameters for: ten classes (labelled 0 to 9 in turn),
+/// or else one regression output (normal targets).
+fn random_data(model: &ModelBox, device: &Device) -> Result<Data, String> {
+    const CLASSES: usize = 10;
+    let mut refusals = vec![];
+    for (outputs, loss) in [
+        (CLASSES, LossKind::CrossEntropy),
+        (1, LossKind::MeanSquaredError),
+    ] {
+        for shape in MODEL_SHAPES {
+            if let Err(e) = model
+                .parameters(RSlice::from_slice(shape), outputs)
+                .into_result()
+            {
+                refusals.push(format!("{shape:?} with {outputs} outputs: {e}"));
+                continue;
+            }
+            let mut rng = StdRng::seed_from_u64(0);
+            let per: usize = shape.iter().product();
+            let mut normal = |n: usize| -> RVec<f32> {
+                (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
+            };
+            let mut split = |len: usize| DataSplit {
+                inputs: normal(len * per),
+                targets: match loss {
+                    LossKind::CrossEntropy => (0..len).map(|i| (i % CLASSES) as f32).collect(),
+                    LossKind::MeanSquaredError => normal(len),
+                },
+                len,
+            };
+            let splits = DataSplits {
+                input_shape: shape.iter().copied().collect(),
+                outputs,
+                loss,
+                train: split(16),
+                valid: split(8),
+            };
+            return Data::upload(splits, device);
+        }
+    }
+    Err(format!(
+        "it accepts none of the inputs tried ({})",
+        refusals.join("; ")
+    ))
+}
+
 /// Every epoch's train and held-out loss, phase by phase.
-fn epoch_losses(record: &RunRecord) -> Vec<f64> {
-    record
-        .phases
+fn epoch_losses(phases: &[PhaseRecord]) -> Vec<f64> {
+    phases
         .iter()
         .flat_map(|p| p.epochs.iter().flat_map(|e| [e.train_loss, e.valid_loss]))
         .collect()

@@ -178,6 +178,12 @@ pub trait Strategy: Component {
     /// [`Ops::loss_at`] are allowed (only here). Parameters cannot be written here. The result
     /// must be a scalar.
     ///
+    /// Its gradient is what the optimizer applies, with the results of [`Ops::grad`] held
+    /// fixed (they are detached). `pn-host plugins test` checks this against finite
+    /// differences, evaluating `prepare_batch` and `objective` again at shifted parameters in
+    /// the same step: keep these two hooks free of state changes that later steps depend on
+    /// (count steps with `progress`, not with a counter of calls).
+    ///
     /// ```
     /// # use pn_plugin_api::{Component, Ops, Progress, Result, Strategy, Tensor};
     /// # #[derive(Default, serde::Serialize, serde::Deserialize)]

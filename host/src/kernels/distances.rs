@@ -12,7 +12,7 @@ const CHUNK: usize = 1 << 14;
 /// `[K]`: `‖θ − anchors[k]‖²` for each of the `anchors.len() / theta.len()` rows.
 pub fn forward(theta: &[f32], anchors: &[f32]) -> Vec<f32> {
     let n = theta.len();
-    let k = if n == 0 { 0 } else { anchors.len() / n };
+    let k = anchors.len().checked_div(n).unwrap_or(0);
     let partials: Vec<Vec<f64>> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {

@@ -381,6 +381,13 @@ impl<'a> PhaseLoop<'a> {
                 lr: cfg.lr,
                 end_of_epoch: b as u64 + 1 == self.steps_per_epoch,
             };
+            if observer.wants_gradient_check(at.progress) {
+                let batch = (x.clone(), &y);
+                let check = self
+                    .runner
+                    .check_gradient(&t.module, strategy, batch, at, self.seed);
+                observer.gradient_checked(at.progress, check);
+            }
             let module = std::mem::replace(&mut t.module, ParamStore::empty());
             let out = self
                 .runner

@@ -1,8 +1,10 @@
 //! What training produces: per-epoch metrics, phase records, a run's outcome, and the
 //! observer that sees progress while a run trains.
 
+use pn_plugin_api::Progress;
 use serde::{Deserialize, Serialize};
 
+use crate::train::gradient_check::GradientCheck;
 use crate::train::params::Values;
 use crate::train::saturation::LayerSaturation;
 
@@ -135,6 +137,13 @@ pub trait Observer {
     fn step(&mut self, _phase: u32, _steps_done: u64, _steps_total: u64) {}
     /// Called after every epoch.
     fn epoch(&mut self, _phase: u32, _metrics: &EpochMetrics) {}
+    /// Whether to check the gradient of the strategy's objective before the step at
+    /// `progress` (the conformance kit; training itself never asks).
+    fn wants_gradient_check(&mut self, _progress: Progress) -> bool {
+        false
+    }
+    /// The gradient check asked for at `progress`.
+    fn gradient_checked(&mut self, _progress: Progress, _check: Result<GradientCheck, String>) {}
 }
 
 /// An observer that ignores everything.

@@ -34,6 +34,18 @@ pub struct StepOutput {
     pub targets: Targets,
 }
 
+/// The strategy's objective at one step, before its backward pass.
+pub struct Objective {
+    /// The scalar the optimizer minimises.
+    pub value: Tensor<B, 1>,
+    /// The task loss of the batch.
+    pub loss: Tensor<B, 1>,
+    /// The model's output on the batch.
+    pub output: Tensor<B, 2>,
+    /// The targets (the strategy's, if it replaced the batch).
+    pub targets: Targets,
+}
+
 /// Where a step is taken.
 #[derive(Debug, Clone, Copy)]
 pub struct StepAt {
@@ -182,19 +194,17 @@ impl<'a> ModelRunner<'a> {
         Ok((x, targets))
     }
 
-    /// One optimizer step at learning rate `lr`: batch, forward, task loss, strategy
-    /// objective, backward, update.
-    pub fn step(
+    /// The strategy's objective on a batch at `params` (spec order, tracked by autodiff):
+    /// batch, forward, task loss, strategy objective. Counts one forward pass (and whatever
+    /// the objective adds); the scope is cleared, so only the returned tensors hold the graph.
+    pub fn objective(
         &self,
-        module: ParamStore<B>,
-        optim: &mut Optim,
+        params: Vec<DynTensor>,
         strategy: &mut StrategyBox,
         (inputs, targets): (DynTensor, &Targets),
         progress: Progress,
-        lr: f64,
-    ) -> Result<StepOutput, String> {
+    ) -> Result<Objective, String> {
         let s = &self.session;
-        let params = module.tensors(&self.specs, false);
         s.reset(params.clone(), true);
         let drawn = (inputs, targets.clone());
         s.set_batch(Some(drawn.clone()));
@@ -237,28 +247,40 @@ impl<'a> ModelRunner<'a> {
         };
         s.set_batch(None);
         s.clear();
-        let grads = GradientsParams::from_grads::<B, _>(objective.backward(), &module);
-        s.count(0, 1);
-        let module = optim.step(lr, module, grads);
-        Ok(StepOutput {
-            params: module,
-            loss: loss.detach(),
-            output: out.detach(),
+        Ok(Objective {
+            value: objective,
+            loss,
+            output: out,
             targets: y,
         })
     }
 
-    /// One step as training takes it: at the configured rate times the strategy's
-    /// `lr_factor`, then the strategy's `after_step` with the updated parameters (and its
-    /// parameter writes applied).
-    pub fn strategy_step(
+    /// One optimizer step at learning rate `lr`: the objective, its backward pass, the update.
+    pub fn step(
         &self,
         module: ParamStore<B>,
         optim: &mut Optim,
         strategy: &mut StrategyBox,
         batch: (DynTensor, &Targets),
-        at: StepAt,
+        progress: Progress,
+        lr: f64,
     ) -> Result<StepOutput, String> {
+        let params = module.tensors(&self.specs, false);
+        let objective = self.objective(params, strategy, batch, progress)?;
+        let grads = GradientsParams::from_grads::<B, _>(objective.value.backward(), &module);
+        self.session.count(0, 1);
+        let module = optim.step(lr, module, grads);
+        Ok(StepOutput {
+            params: module,
+            loss: objective.loss.detach(),
+            output: objective.output.detach(),
+            targets: objective.targets,
+        })
+    }
+
+    /// The learning rate of the step at `at` (the configured rate times the strategy's
+    /// `lr_factor`), and the session positioned there for the strategy's callbacks.
+    pub fn enter_step(&self, strategy: &StrategyBox, at: StepAt) -> Result<f64, String> {
         let s = &self.session;
         let progress = at.progress;
         let factor = checked("strategy lr_factor", strategy.lr_factor(progress), s)?;
@@ -274,6 +296,22 @@ impl<'a> ModelRunner<'a> {
             lr,
             ..s.position()
         });
+        Ok(lr)
+    }
+
+    /// One step as training takes it: at the configured rate times the strategy's
+    /// `lr_factor`, then the strategy's `after_step` with the updated parameters (and its
+    /// parameter writes applied).
+    pub fn strategy_step(
+        &self,
+        module: ParamStore<B>,
+        optim: &mut Optim,
+        strategy: &mut StrategyBox,
+        batch: (DynTensor, &Targets),
+        at: StepAt,
+    ) -> Result<StepOutput, String> {
+        let progress = at.progress;
+        let lr = self.enter_step(strategy, at)?;
         let mut out = self.step(module, optim, strategy, batch, progress, lr)?;
         let params = out.params.tensors(&self.specs, true);
         self.callback("strategy after_step", Callback::Hook, params, |ops| {

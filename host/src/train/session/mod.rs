@@ -136,6 +136,22 @@ pub struct Session<'m> {
     /// Arena slots below this (and above the parameters) were used up by a backward pass.
     spent_below: Cell<usize>,
     passes: Cell<Passes>,
+    /// What `grad` does with its results (see [`GradReplay`]).
+    grad_replay: RefCell<GradReplay>,
+}
+
+/// What `Ops::grad` does with the gradients it computes. A gradient check holds them fixed: it
+/// records them at θ and hands the same values back at θ ± εv, because `grad`'s results are
+/// detached constants of the objective (SAM's ascent direction).
+#[derive(Default)]
+pub enum GradReplay {
+    /// Compute every gradient (training).
+    #[default]
+    Off,
+    /// Compute them and keep a copy, in call order.
+    Record(Vec<DynTensor>),
+    /// Return the recorded ones again, in call order.
+    Replay(std::collections::VecDeque<DynTensor>),
 }
 
 impl Session<'static> {
@@ -185,6 +201,7 @@ impl<'m> Session<'m> {
             writes: RefCell::new(Vec::new()),
             spent_below: Cell::new(0),
             passes: Cell::new(Passes::default()),
+            grad_replay: RefCell::new(GradReplay::Off),
         }
     }
 
@@ -228,9 +245,10 @@ impl<'m> Session<'m> {
         *self.norm_stats.borrow_mut() = stats;
     }
 
-    /// How training-mode forwards update running statistics from now on.
-    pub fn set_stats_mode(&self, mode: StatsMode) {
-        self.stats_mode.set(mode);
+    /// How training-mode forwards update running statistics from now on; returns the mode
+    /// before.
+    pub fn set_stats_mode(&self, mode: StatsMode) -> StatsMode {
+        self.stats_mode.replace(mode)
     }
 
     /// Declares which callback runs next (see [`Callback`]).
@@ -275,6 +293,16 @@ impl<'m> Session<'m> {
     /// The passes counted so far.
     pub fn passes(&self) -> Passes {
         self.passes.get()
+    }
+
+    /// Sets the passes counted so far (a gradient check does not count as training).
+    pub fn set_passes(&self, passes: Passes) {
+        self.passes.set(passes);
+    }
+
+    /// Sets what `grad` does with its results, returning what it did before.
+    pub fn set_grad_replay(&self, replay: GradReplay) -> GradReplay {
+        self.grad_replay.replace(replay)
     }
 
     /// The layers' running statistics as named tensors (`<layer>.running_mean`, `.running_var`).

@@ -8,7 +8,7 @@ use burn::tensor::{Distribution, Tensor};
 use pn_plugin_api::abi::OptimizerState;
 use pn_plugin_api::ops::Random;
 
-use super::{Callback, OpResult, ParamWrite, Session};
+use super::{Callback, GradReplay, OpResult, ParamWrite, Session};
 use crate::device::B;
 use crate::train::data::Targets;
 use crate::train::dyn_tensor::DynTensor;
@@ -107,6 +107,11 @@ impl Session<'_> {
         };
         let indices = self.group_indices(patterns)?;
         let numels = self.numels(&indices)?;
+        if let GradReplay::Replay(recorded) = &mut *self.grad_replay.borrow_mut() {
+            return recorded
+                .pop_front()
+                .ok_or_else(|| "grad called more often than in the recorded evaluation".into());
+        }
         let grads = t.backward();
         self.count(0, 1);
         self.spent_below.set(self.arena.borrow().len());
@@ -121,7 +126,11 @@ impl Session<'_> {
                 g.unwrap_or_else(|| Tensor::zeros([n], &self.device))
             })
             .collect();
-        Ok(DynTensor::R1(Tensor::cat(parts, 0)))
+        let gradient = DynTensor::R1(Tensor::cat(parts, 0));
+        if let GradReplay::Record(recorded) = &mut *self.grad_replay.borrow_mut() {
+            recorded.push(gradient.clone());
+        }
+        Ok(gradient)
     }
 
     pub(super) fn loss_at_shift(&self, patterns: &[RString], delta: u64) -> OpResult {
