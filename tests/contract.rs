@@ -13,8 +13,8 @@ use pn_host::train::data::Data;
 use pn_host::train::{self, OptimizerKind, Outcome, Silent, Status, TrainConfig};
 use pn_plugin_api::component::strategy_box;
 use pn_plugin_api::{
-    Component, DataSplit, DataSplits, LossKind, Ops, OptimizerState, Progress, Result, Strategy,
-    Tensor,
+    Component, DataSplit, DataSplits, Kept, LossKind, Ops, OptimizerState, Progress, Result,
+    Strategy, Tensor,
 };
 use serde_json::{json, Value};
 
@@ -367,11 +367,13 @@ impl Strategy for Probe {
 
 /// An in-process strategy for the optimizer-state policy: `phases` phases that continue where
 /// the last ended, with `at_phase_start` for the optimizer; with `rewrite`, every step writes
-/// the parameters back unchanged with that policy.
+/// the parameters back unchanged with that policy; with `hand_back`, each phase's result is
+/// the trained parameters kept as a vector (the host loads it as the phase's parameters).
 struct Carry {
     phases: u32,
     at_phase_start: OptimizerState,
     rewrite: Option<OptimizerState>,
+    hand_back: bool,
 }
 
 impl Component for Carry {
@@ -398,6 +400,12 @@ impl Strategy for Carry {
             ops.set_params(&["*"], ops.param_group(&["*"]), policy);
         }
         Ok(())
+    }
+    fn phase_result(&mut self, ops: Ops<'_>, _phase: u32) -> Result<Vec<Kept>> {
+        Ok(match self.hand_back {
+            true => vec![ops.keep("result", ops.param_group(&["*"]))],
+            false => vec![],
+        })
     }
 }
 
@@ -436,6 +444,7 @@ fn the_optimizer_state_is_kept_or_reset_as_the_strategy_says() {
         phases,
         at_phase_start,
         rewrite,
+        hand_back: false,
     };
     let (keep, reset) = (OptimizerState::Keep, OptimizerState::Reset);
     let one_phase = momentum_path(&registry, carry(1, reset, None), 6);
@@ -445,6 +454,13 @@ fn the_optimizer_state_is_kept_or_reset_as_the_strategy_says() {
         momentum_path(&registry, carry(2, reset, None), 3),
         one_phase
     );
+    // Also when the phase's result is a kept vector (the same values) that the host loads.
+    let handing_back = |at_phase_start| Carry {
+        hand_back: true,
+        ..carry(2, at_phase_start, None)
+    };
+    assert_eq!(momentum_path(&registry, handing_back(keep), 3), one_phase);
+    assert_ne!(momentum_path(&registry, handing_back(reset), 3), one_phase);
     // Writing the parameters back unchanged: with Keep nothing changes, with Reset the
     // momentum is lost at every step.
     assert_eq!(

@@ -223,9 +223,9 @@ pub enum PhaseStart {
 /// The state belongs to each parameter: a write keeps the parameter (only its values change),
 /// and so does a phase start (`Continue` keeps the parameters as they are; `SameInit` and
 /// `FreshInit` write the new starting values into them), so with `Keep` the moments built so
-/// far act on the new values. An exception in this host (pn-host 0.1.3): when the previous
-/// phase's `phase_result` handed back parameter vectors, the next phase's parameters are new
-/// ones built from that result, and their state starts from zero even with `Keep`.
+/// far act on the new values. When the previous phase's `phase_result` handed back parameter
+/// vectors, the next phase's parameters take the values of the last one, and `Keep` keeps
+/// their state too.
 ///
 /// ```
 /// # use pn_plugin_api::{Component, Ops, OptimizerState, PhaseStart, Progress, Result, Strategy};
@@ -268,8 +268,7 @@ pub enum OptimizerState {
     /// The default at a phase start. Resetting at a write takes effect when the callback
     /// returns, for the next step.
     Reset,
-    /// The optimizer keeps its state across the change (at a phase start: see the caveat
-    /// above about phases whose `phase_result` handed back vectors).
+    /// The optimizer keeps its state across the change.
     Keep,
 }
 

@@ -139,8 +139,8 @@
 //!   [`OptimizerState::Reset`] (the default: a fresh optimizer, as in phase 0) or
 //!   [`OptimizerState::Keep`] (Adam's moments or SGD's momentum carry over; with `SameInit` or
 //!   `FreshInit` they then act on the new starting values). A `begin_phase` write with
-//!   `Reset` resets it again. In pn-host 0.1.3, `Keep` after a phase whose `phase_result`
-//!   handed back vectors starts from a zero state all the same (see [`OptimizerState`]).
+//!   `Reset` resets it again. `Keep` also holds after a phase whose `phase_result` handed
+//!   back vectors: the last one takes over the trained parameters and their state.
 //! - **Kept tensors** ([`Ops::keep`]) are detached copies that live until the run ends, across
 //!   phases; the host saves them with the run, by name. Keeping again under a name already used
 //!   replaces the earlier tensor and returns the same [`Kept`] key, so every copy of that key

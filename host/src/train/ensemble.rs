@@ -29,6 +29,8 @@ pub struct Member {
 impl ModelRunner<'_> {
     /// The phase's result: `trained` as it is when `kept` is empty, otherwise one member per
     /// kept flat parameter vector, with batch-norm statistics recomputed in batches of `batch`.
+    /// The last member (the one that stands for the phase) takes over `trained`'s parameter
+    /// identities, so that an optimizer kept into the next phase finds its state.
     pub fn members(
         &self,
         trained: ParamStore<B>,
@@ -43,13 +45,22 @@ impl ModelRunner<'_> {
             }]);
         }
         let device = self.session.device().clone();
+        let mut trained = Some(trained);
         kept.iter()
-            .map(|&key| {
+            .enumerate()
+            .map(|(i, &key)| {
                 let values =
                     split_flat(&self.specs, &self.session.kept_values(key)?).map_err(|e| {
                         format!("strategy phase_result: {e} (keep ops.param_group([\"*\"]))")
                     })?;
-                let module = ParamStore::new(&self.specs, &values, &device)?;
+                let last = i + 1 == kept.len();
+                let module = match trained.take_if(|_| last) {
+                    Some(mut module) => {
+                        module.assign(&self.specs, &values, &device)?;
+                        module
+                    }
+                    None => ParamStore::new(&self.specs, &values, &device)?,
+                };
                 let stats = self.recompute_norm_stats(&module, &self.data.train, batch)?;
                 Ok(Member { module, stats })
             })

@@ -168,6 +168,21 @@ impl ParamStore<B> {
             .collect()
     }
 
+    /// Replaces every parameter with `values` (spec order), keeping their identities, so that
+    /// the optimizer's state for them carries over.
+    pub fn assign(
+        &mut self,
+        specs: &[ParamSpec],
+        values: &Values,
+        device: &Device,
+    ) -> Result<(), String> {
+        for (i, v) in values.iter().enumerate() {
+            let flat = Tensor::from_data(TensorData::new(v.clone(), [v.len()]), device);
+            self.set(specs, i, flat)?;
+        }
+        Ok(())
+    }
+
     /// Replaces parameter `index` (spec order) with the flat `values`, keeping its identity, so
     /// that the optimizer's state for it carries over.
     pub fn set(

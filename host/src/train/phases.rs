@@ -307,11 +307,7 @@ impl<'a> PhaseLoop<'a> {
             (Some(t), OptimizerState::Keep) if start == PhaseStart::Continue => t,
             // Same parameter identities, so the optimizer's state carries over.
             (Some(mut t), OptimizerState::Keep) => {
-                for (i, v) in values(None)?.iter().enumerate() {
-                    let flat =
-                        Tensor::from_data(TensorData::new(v.clone(), [v.len()]), self.device);
-                    t.module.set(specs, i, flat)?;
-                }
+                t.module.assign(specs, &values(None)?, self.device)?;
                 t
             }
             (previous, _) => Training {
