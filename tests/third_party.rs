@@ -132,6 +132,56 @@ fn new_writes_plugin_crates_that_build_load_and_train() {
 }
 
 #[test]
+fn new_in_a_workspace_joins_it_and_its_plugins_build_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[workspace]\nresolver = \"2\"\nmembers = []\n",
+    )
+    .unwrap();
+    for name in ["first_idea", "second_idea"] {
+        let out = run_host(
+            ws,
+            &[
+                "new",
+                "strategy",
+                name,
+                "--api",
+                &api().display().to_string(),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("a member of the workspace"), "{said}");
+        let manifest = std::fs::read_to_string(ws.join(name).join("Cargo.toml")).unwrap();
+        assert!(!manifest.contains("[workspace]"), "{manifest}");
+    }
+    let manifest = std::fs::read_to_string(ws.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(r#"members = ["first_idea", "second_idea"]"#),
+        "{manifest}"
+    );
+    // One build of the workspace makes both libraries (dependencies as the workspace's).
+    std::fs::copy(root().join("Cargo.lock"), ws.join("Cargo.lock")).unwrap();
+    let target = root().join("target").join("external-plugins");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .current_dir(ws)
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["build", "--release", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for name in ["first_idea", "second_idea"] {
+        let so = target.join("release").join(format!("lib{name}.so"));
+        let out = run_host(ws, &["plugins", "check", &so.display().to_string()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(name));
+    }
+}
+
+#[test]
 fn a_plugin_built_against_the_0_1_1_contract_loads_and_gives_the_same_result() {
     let example = root().join("examples").join("cauchy_repulsion");
     let old_api = root()

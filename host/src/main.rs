@@ -267,10 +267,19 @@ fn main_inner(cli: Cli) -> Result<bool, String> {
                 NewKind::Dataset => Kind::Dataset,
             };
             let api = pn_host::scaffold::find_api(api.as_deref())?;
-            let root = pn_host::scaffold::write(kind, name, dir, &api)?;
+            let written = pn_host::scaffold::write(kind, name, dir, &api)?;
+            let joined = match written.workspace == written.root {
+                true => String::new(),
+                false => format!(
+                    " (a member of the workspace {})",
+                    written.workspace.display()
+                ),
+            };
             pn_host::outln!(
-                "wrote {0}: cd {0} && cargo build --release, then pn-host --plugin {0}/target/release/lib{name}.so",
-                root.display()
+                "wrote {}{joined}: cd {} && cargo build --release, then pn-host --plugin {}",
+                written.root.display(),
+                written.workspace.display(),
+                written.library(name).display()
             );
             return Ok(true);
         }

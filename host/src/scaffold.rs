@@ -1,6 +1,10 @@
 //! `pn-host new strategy|model|dataset NAME`: writes a plugin crate that depends on
 //! pn-plugin-api only, builds on its own, and loads into this host: a manifest and a
 //! `src/lib.rs` that compiles, registers one component and says where to go from there.
+//!
+//! In a folder that is a Cargo workspace (its `Cargo.toml` has `[workspace]`), the crate joins
+//! it as a member, so several plugins share one `target/` and compile `pn-plugin-api` and
+//! `abi_stable` once; anywhere else it is a workspace of its own.
 
 use std::path::{Path, PathBuf};
 
@@ -61,14 +65,66 @@ pub fn find_api(explicit: Option<&Path>) -> Result<PathBuf, String> {
         })
 }
 
+/// A crate `pn-host new` wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    /// The crate's folder.
+    pub root: PathBuf,
+    /// The workspace folder it joined (its own folder when it is a workspace of its own).
+    pub workspace: PathBuf,
+}
+
+impl Written {
+    /// The library `cargo build --release` in the workspace makes.
+    pub fn library(&self, name: &str) -> PathBuf {
+        self.workspace
+            .join("target")
+            .join("release")
+            .join(format!("lib{name}.so"))
+    }
+}
+
+/// The manifest of the workspace in `dir`, parsed, if `dir/Cargo.toml` has `[workspace]`.
+fn workspace_in(dir: &Path) -> Result<Option<(PathBuf, toml_edit::DocumentMut)>, String> {
+    let path = dir.join("Cargo.toml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(doc.contains_table("workspace").then_some((path, doc)))
+}
+
+/// Adds `name` to the members of the workspace manifest `doc`, written to `path`.
+fn join(path: &Path, mut doc: toml_edit::DocumentMut, name: &str) -> Result<(), String> {
+    let bad = || format!("{}: `workspace.members` is not an array", path.display());
+    let workspace = doc["workspace"].as_table_mut().ok_or_else(bad)?;
+    let members = workspace
+        .entry("members")
+        .or_insert(toml_edit::value(toml_edit::Array::new()))
+        .as_array_mut()
+        .ok_or_else(bad)?;
+    if !members.iter().any(|m| m.as_str() == Some(name)) {
+        members.push(name);
+    }
+    std::fs::write(path, doc.to_string())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 /// Writes the crate for a `kind` component called `name` into `dir/name`, against the
-/// pn-plugin-api folder `api`; returns the crate's folder.
-pub fn write(kind: Kind, name: &str, dir: &Path, api: &Path) -> Result<PathBuf, String> {
+/// pn-plugin-api folder `api`, as a member of the workspace in `dir` if there is one.
+pub fn write(kind: Kind, name: &str, dir: &Path, api: &Path) -> Result<Written, String> {
     check_name(name)?;
     let root = dir.join(name);
     if root.exists() {
         return Err(format!("{} already exists", root.display()));
     }
+    let workspace = workspace_in(dir)?;
+    let own_workspace = match workspace {
+        Some(_) => "",
+        None => "\n# A crate of its own, not part of any workspace around it.\n[workspace]\n",
+    };
     let (label, source) = match kind {
         Kind::Strategy => ("strategy", STRATEGY),
         Kind::Model => ("model", MODEL),
@@ -79,6 +135,7 @@ pub fn write(kind: Kind, name: &str, dir: &Path, api: &Path) -> Result<PathBuf, 
             .replace("{{name}}", name)
             .replace("{{Type}}", &type_name(name))
             .replace("{{kind}}", label)
+            .replace("{{workspace}}", own_workspace)
             .replace(
                 "{{api}}",
                 &format!("{{ path = {:?} }}", api.display().to_string()),
@@ -91,7 +148,19 @@ pub fn write(kind: Kind, name: &str, dir: &Path, api: &Path) -> Result<PathBuf, 
         .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     write(root.join("Cargo.toml"), fill(MANIFEST))?;
     write(root.join("src").join("lib.rs"), fill(source))?;
-    Ok(root)
+    Ok(match workspace {
+        Some((manifest, doc)) => {
+            join(&manifest, doc, name)?;
+            Written {
+                root,
+                workspace: dir.to_path_buf(),
+            }
+        }
+        None => Written {
+            workspace: root.clone(),
+            root,
+        },
+    })
 }
 
 #[cfg(test)]
