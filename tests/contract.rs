@@ -512,3 +512,71 @@ fn misusing_the_contract_fails_the_run_with_one_message() {
         assert!(got.contains(message), "{mode}: {got}");
     }
 }
+
+/// Draws four numbers in every callback of a one-phase run and records them by callback.
+#[derive(Default)]
+struct Draws(std::sync::Arc<std::sync::Mutex<Vec<(&'static str, Vec<f32>)>>>);
+
+impl Draws {
+    fn draw(&self, ops: Ops<'_>, callback: &'static str) {
+        let values = ops.random_normal(&[4], 0.0, 1.0).to_vec();
+        self.0.lock().unwrap().push((callback, values));
+    }
+}
+
+impl Component for Draws {
+    const NAME: &'static str = "draws";
+    const DESCRIPTION: &'static str = "test strategy";
+    type Config = ();
+    fn new(_: ()) -> Result<Self> {
+        Ok(Draws::default())
+    }
+}
+
+impl Strategy for Draws {
+    fn begin_phase(&mut self, ops: Ops<'_>, _phase: u32) -> Result<()> {
+        self.draw(ops, "begin_phase");
+        Ok(())
+    }
+    fn after_step(&mut self, ops: Ops<'_>, p: Progress, _end: bool) -> Result<()> {
+        if p.step == 0 {
+            self.draw(ops, "after_step");
+        }
+        Ok(())
+    }
+    fn phase_result(&mut self, ops: Ops<'_>, _phase: u32) -> Result<Vec<Kept>> {
+        self.draw(ops, "phase_result");
+        Ok(vec![])
+    }
+    fn end_phase(&mut self, ops: Ops<'_>, _phase: u32) -> Result<()> {
+        self.draw(ops, "end_phase");
+        Ok(())
+    }
+}
+
+#[test]
+fn every_callback_draws_its_own_random_numbers_and_a_seed_repeats_them() {
+    let registry = registry();
+    let draws = |seed| {
+        let strategy = Draws::default();
+        let seen = strategy.0.clone();
+        let outcome = run_box(&registry, strategy_box(strategy), 1, seed);
+        assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
+        let seen = seen.lock().unwrap().clone();
+        seen
+    };
+    let first = draws(3);
+    let names: Vec<&str> = first.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        names,
+        ["begin_phase", "after_step", "phase_result", "end_phase"]
+    );
+    // begin_phase and after_step at step 0, phase_result and end_phase at the last step
+    for (i, (a, x)) in first.iter().enumerate() {
+        for (b, y) in &first[i + 1..] {
+            assert_ne!(x, y, "{a} and {b} drew the same numbers");
+        }
+    }
+    assert_eq!(draws(3), first);
+    assert_ne!(draws(4), first);
+}

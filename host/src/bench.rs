@@ -255,7 +255,11 @@ fn plugin_stepper<'a>(
             .unwrap_or_default()
     };
     let mut hook = |name: &str, phase: u32| {
-        trainer.callback(name, Callback::Hook, params(), |ops| match name {
+        let kind = match name {
+            "end_phase" => Callback::EndPhase,
+            _ => Callback::BeginPhase,
+        };
+        trainer.callback(name, kind, params(), |ops| match name {
             "end_phase" => strategy.end_phase(ops, phase),
             _ => strategy.begin_phase(ops, phase),
         })

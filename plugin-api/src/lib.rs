@@ -173,12 +173,11 @@
 //!
 //! The run's seed is [`Ops::run_seed`]. Random tensors come from [`Ops::random_normal`] and
 //! [`Ops::random_uniform`], drawn on the run's device by its generator, which the host seeds
-//! before each draw from (run seed, phase, step, kind of callback, number of draws so far in
-//! the callback): the same numbers on every run of the same seed on the same kind of device
-//! (backends draw differently). The kinds of callback are
-//! `begin_phase` and `after_step` (one kind), `prepare_batch`, `objective`, and `phase_result`
-//! and `end_phase` (one kind): `begin_phase` (at step 0) and the `after_step` of step 0 draw the
-//! same numbers, as do a phase's `phase_result` and `end_phase`. The draws also reseed where
+//! before each draw from (run seed, phase, step, callback, number of draws so far in the
+//! callback): the same numbers on every run of the same seed on the same kind of device
+//! (backends draw differently), and different numbers in different callbacks of one step
+//! (`begin_phase` and the `after_step` of step 0 draw differently, as do `phase_result` and
+//! `end_phase`). The draws also reseed where
 //! later dropout masks come from, equally on every such run. Decisions made on the CPU should
 //! be derived from `run_seed()` and [`Progress`], never from the clock or an unseeded
 //! generator: `pn-host plugins test` checks that a seed gives bit-identical losses.

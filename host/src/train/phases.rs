@@ -322,10 +322,12 @@ impl<'a> PhaseLoop<'a> {
             ..session.position()
         });
         let params = t.module.tensors(specs, true);
-        self.runner
-            .callback("strategy begin_phase", Callback::Hook, params, |ops| {
-                strategy.begin_phase(ops, phase)
-            })?;
+        self.runner.callback(
+            "strategy begin_phase",
+            Callback::BeginPhase,
+            params,
+            |ops| strategy.begin_phase(ops, phase),
+        )?;
         self.runner.apply_writes(&mut t.module, &mut t.optim)?;
         Ok((start, t))
     }
@@ -437,9 +439,12 @@ impl<'a> PhaseLoop<'a> {
     ) -> Result<PhaseSummary, Stop> {
         let (runner, specs, chunk) = (&self.runner, &self.runner.specs, self.eval_chunk());
         let params = t.module.tensors(specs, true);
-        let kept = runner.callback("strategy phase_result", Callback::Finish, params, |ops| {
-            strategy.phase_result(ops, phase)
-        })?;
+        let kept = runner.callback(
+            "strategy phase_result",
+            Callback::PhaseResult,
+            params,
+            |ops| strategy.phase_result(ops, phase),
+        )?;
         let trained = std::mem::replace(&mut t.module, ParamStore::empty());
         let mut members = runner.members(trained, &kept, self.cfg.batch_size)?;
         let (train_loss, _) = runner.evaluate_members(&members, &self.data.train, chunk)?;
@@ -471,7 +476,7 @@ impl<'a> PhaseLoop<'a> {
         record.final_valid_loss = valid_loss;
         record.final_valid_accuracy = valid_accuracy;
         let params = t.module.tensors(specs, true);
-        runner.callback("strategy end_phase", Callback::Finish, params, |ops| {
+        runner.callback("strategy end_phase", Callback::EndPhase, params, |ops| {
             strategy.end_phase(ops, phase)
         })?;
         Ok(PhaseSummary {

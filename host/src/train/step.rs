@@ -314,7 +314,7 @@ impl<'a> ModelRunner<'a> {
         let lr = self.enter_step(strategy, at)?;
         let mut out = self.step(module, optim, strategy, batch, progress, lr)?;
         let params = out.params.tensors(&self.specs, true);
-        self.callback("strategy after_step", Callback::Hook, params, |ops| {
+        self.callback("strategy after_step", Callback::AfterStep, params, |ops| {
             strategy.after_step(ops, progress, at.end_of_epoch)
         })?;
         self.apply_writes(&mut out.params, optim)?;

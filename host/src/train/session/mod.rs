@@ -53,19 +53,26 @@ pub enum StatsMode {
     Frozen,
 }
 
-/// The plugin callback in progress, which decides what it may do.
+/// The plugin callback in progress, which decides what it may do. Its number salts the
+/// callback's random stream, so each callback draws its own numbers at a step (`after_step` and
+/// `end_phase` were added with numbers of their own, so that `begin_phase` and `phase_result`
+/// draw what they always drew).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Callback {
     /// No strategy callback (model forwards, evaluation, tests).
-    None,
-    /// `begin_phase` or `after_step`: parameters may be written.
-    Hook,
+    None = 0,
+    /// `begin_phase`: parameters may be written.
+    BeginPhase = 1,
     /// `prepare_batch`: the batch may be read and replaced.
-    PrepareBatch,
+    PrepareBatch = 2,
     /// `objective`: gradients and second evaluations of the loss.
-    Objective,
-    /// `end_phase` or `phase_result`: read only.
-    Finish,
+    Objective = 3,
+    /// `phase_result`: read only.
+    PhaseResult = 4,
+    /// `after_step`: parameters may be written.
+    AfterStep = 5,
+    /// `end_phase`: read only.
+    EndPhase = 6,
 }
 
 /// Where training is, as strategies see it through the session.

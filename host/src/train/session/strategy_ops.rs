@@ -85,7 +85,7 @@ impl Session<'_> {
     ) -> Result<(), String> {
         self.allow(
             "set_params",
-            &[Callback::Hook],
+            &[Callback::BeginPhase, Callback::AfterStep],
             "begin_phase and after_step",
         )?;
         let indices = self.group_indices(patterns)?;
