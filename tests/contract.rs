@@ -513,7 +513,8 @@ fn misusing_the_contract_fails_the_run_with_one_message() {
     }
 }
 
-/// Draws four numbers in every callback of a one-phase run and records them by callback.
+/// Draws four numbers in every callback of a one-phase run and records them by callback; fails
+/// the run unless `after_step` sees the step's learning rate and `phase_result` none.
 #[derive(Default)]
 struct Draws(std::sync::Arc<std::sync::Mutex<Vec<(&'static str, Vec<f32>)>>>);
 
@@ -542,10 +543,16 @@ impl Strategy for Draws {
         if p.step == 0 {
             self.draw(ops, "after_step");
         }
+        if ops.learning_rate() != LR {
+            return Err(format!("after_step sees learning rate {}", ops.learning_rate()).into());
+        }
         Ok(())
     }
     fn phase_result(&mut self, ops: Ops<'_>, _phase: u32) -> Result<Vec<Kept>> {
         self.draw(ops, "phase_result");
+        if !ops.learning_rate().is_nan() {
+            return Err("a learning rate outside a step".into());
+        }
         Ok(vec![])
     }
     fn end_phase(&mut self, ops: Ops<'_>, _phase: u32) -> Result<()> {

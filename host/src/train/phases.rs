@@ -438,6 +438,12 @@ impl<'a> PhaseLoop<'a> {
         record: &mut PhaseRecord,
     ) -> Result<PhaseSummary, Stop> {
         let (runner, specs, chunk) = (&self.runner, &self.runner.specs, self.eval_chunk());
+        // Outside a step: no learning rate (the position keeps the phase's last step).
+        let session = &runner.session;
+        session.set_position(Position {
+            lr: f64::NAN,
+            ..session.position()
+        });
         let params = t.module.tensors(specs, true);
         let kept = runner.callback(
             "strategy phase_result",
