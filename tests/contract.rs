@@ -516,7 +516,10 @@ fn misusing_the_contract_fails_the_run_with_one_message() {
 /// Draws four numbers in every callback of a one-phase run and records them by callback; fails
 /// the run unless `after_step` sees the step's learning rate and `phase_result` none.
 #[derive(Default)]
-struct Draws(std::sync::Arc<std::sync::Mutex<Vec<(&'static str, Vec<f32>)>>>);
+struct Draws(std::sync::Arc<std::sync::Mutex<Vec<Draw>>>);
+
+/// The callback and what it drew.
+type Draw = (&'static str, Vec<f32>);
 
 impl Draws {
     fn draw(&self, ops: Ops<'_>, callback: &'static str) {

@@ -104,7 +104,12 @@ fn suite_and_run_files_never_panic() {
     for i in 0..1500 {
         let text = mutate_toml(&mut rng, &originals[i % originals.len()]);
         match no_panic(&text, || {
-            Suite::parse(&text, "fuzz.toml", &registry).map(|suite| suite.plan().runs.len())
+            Suite::parse(&text, "fuzz.toml", &registry).map(|suite| {
+                suite
+                    .plan(&pn_host::suite::cost::StepCosts::one_pass())
+                    .runs
+                    .len()
+            })
         }) {
             Ok(_) => parsed += 1,
             Err(message) => {

@@ -267,7 +267,13 @@ fn every_suite_in_the_repository_parses_and_plans() {
             let origin = path.display().to_string();
             let suite = pn_host::suite::Suite::parse(&text, &origin, &registry)
                 .unwrap_or_else(|e| panic!("{e}"));
-            assert!(!suite.plan().runs.is_empty(), "{origin}");
+            assert!(
+                !suite
+                    .plan(&pn_host::suite::cost::StepCosts::one_pass())
+                    .runs
+                    .is_empty(),
+                "{origin}"
+            );
             checked += 1;
         }
     }
@@ -481,4 +487,47 @@ fn a_suite_chooses_how_the_wilcoxon_test_treats_zero_differences() {
     );
     let plan = std::fs::read_to_string(tmp.path().join("out/plan.json")).unwrap();
     assert!(plan.contains("\"zero_method\": \"pratt\""), "{plan}");
+}
+
+#[test]
+fn equal_budgets_are_equal_in_passes_when_a_step_costs_two() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = TINY_SUITE
+        .replace("seeds = 4", "seeds = 2")
+        .replace("epochs = 250", "epochs = 10")
+        .replace(
+            "[strategies.full_persistent]",
+            "[strategies.sam]\n\n[strategies.full_persistent]",
+        );
+    let file = write_suite(tmp.path(), &text);
+    let out_dir = tmp.path().join("out").display().to_string();
+    let out = run_host(&root(), &suite_args(&file, &out_dir, &[]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = std::fs::read_to_string(tmp.path().join("out/summary.csv")).unwrap();
+    let row = |budget: &str, strategy: &str| -> Vec<String> {
+        let prefix = format!("student,{budget},{strategy},");
+        let line = summary
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} row in\n{summary}"));
+        line.split(',').map(String::from).collect()
+    };
+    // steps and passes are columns 8 and 9: 4 steps per epoch; a SAM step costs two passes of
+    // each kind, so SAM (cost 2) and full_persistent (2 phases × 1) are the costliest runs
+    // and baseline gets an equal-pass run of 20 epochs, SAM none.
+    assert_eq!(row("per_phase", "sam")[8..10], ["40", "160"]);
+    assert_eq!(row("per_phase", "full_persistent")[8..10], ["80", "160"]);
+    assert_eq!(row("equal_steps", "baseline")[8..10], ["80", "160"]);
+    // (the equal-budget table shows SAM's per-phase runs: it has no run of its own there)
+    assert_eq!(row("equal_steps", "sam")[8..10], ["40", "160"]);
+    let plan = std::fs::read_to_string(tmp.path().join("out/plan.json")).unwrap();
+    assert!(!plan.contains("student.sam.equal_steps"), "{plan}");
+    assert!(
+        plan.contains("student.baseline.equal_steps.seed0"),
+        "{plan}"
+    );
+    assert!(plan.contains("\"passes_per_step\": 2.0"), "{plan}");
+    let report = std::fs::read_to_string(tmp.path().join("out/report.md")).unwrap();
+    assert!(report.contains("At equal total passes"), "{report}");
+    assert!(report.contains("`sam` (2)"), "{report}");
 }

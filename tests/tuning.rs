@@ -355,7 +355,7 @@ fn trials_train_at_the_per_phase_budget_or_at_equal_steps() {
     let epochs = |text: &str| -> Vec<u32> {
         let suite = pn_host::suite::Suite::parse(text, "tuned.toml", &registry)
             .unwrap_or_else(|e| panic!("{e}"));
-        let plan = suite.plan();
+        let plan = suite.plan(&pn_host::suite::cost::StepCosts::one_pass());
         let mut epochs: Vec<u32> = plan
             .runs
             .iter()

@@ -108,15 +108,29 @@ fn groups(rows: &[Row]) -> Vec<(&str, &str, Vec<&Row>)> {
     out
 }
 
-fn view_title(budget: &str) -> &'static str {
-    if budget == View::EqualSteps.name() {
-        View::EqualSteps.title()
-    } else {
-        View::PerPhase.title()
-    }
-}
-
 impl Report {
+    /// The title of a budget's tables: equal budgets are in passes where some strategy's step
+    /// costs more than one forward and backward pass.
+    fn view_title(&self, budget: &str) -> &'static str {
+        match budget == View::EqualSteps.name() {
+            true if !self.costly_steps().is_empty() => "at equal total passes",
+            true => View::EqualSteps.title(),
+            false => View::PerPhase.title(),
+        }
+    }
+
+    /// `strategy` (passes per step) for every strategy whose step costs more than one pass.
+    fn costly_steps(&self) -> Vec<String> {
+        let mut costly: Vec<String> = vec![];
+        for r in self.plan.runs.iter().filter(|r| r.passes_per_step != 1.0) {
+            let item = format!("`{}` ({})", r.strategy, r.passes_per_step);
+            if !costly.contains(&item) {
+                costly.push(item);
+            }
+        }
+        costly
+    }
+
     fn heading(&self, workload: &str) -> String {
         let w = self.plan.workloads.iter().find(|w| w.label == workload);
         let metric = w.map(compared_metric).unwrap_or(Metric::TrainLoss);
@@ -145,7 +159,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "\n{workload} — {} ({})",
-                view_title(budget),
+                self.view_title(budget),
                 self.heading(workload)
             );
             let table: Vec<Vec<String>> = std::iter::once(HEADERS.map(String::from).to_vec())
@@ -290,6 +304,17 @@ impl Report {
                 are ranked with the others, their ranks split between both signs"
             }
         };
+        let costly = self.costly_steps();
+        let costs = match costly.is_empty() {
+            true => String::new(),
+            false => format!(
+                " Here equal budgets are equal in passes, not steps: measured passes per step \
+                 (forward and backward, halved) {}, every other strategy 1; tables *at equal \
+                 total passes* give every strategy as many passes as the costliest run \
+                 (phases × passes per step), so these strategies take fewer steps there.",
+                costly.join(", ")
+            ),
+        };
         out.push_str(&format!(
             "How to read it: each row summarises one strategy over the same seeds. \
              `mean ± std [95% CI]` gives the mean, the standard deviation over seeds and a 95% \
@@ -305,7 +330,7 @@ impl Report {
              longest strategy; tables *at the per-phase budget* give every strategy the \
              workload's epochs per phase, so multi-phase strategies train longer there. \
              `passes` counts the forward and backward passes of the model per run: what the \
-             steps cost (a SAM step costs two of each). \
+             steps cost (a SAM step costs two of each).{costs} \
              Learning curves show the mean over seeds (the geometric mean for losses, drawn on a \
              log axis) with a band from the 25th to the 75th percentile; steps count over all \
              phases, and each phase is drawn as its own line.\n",
@@ -330,7 +355,7 @@ impl Report {
                 }
                 last = workload;
             }
-            let _ = writeln!(out, "\n### {}\n", capitalise(view_title(budget)));
+            let _ = writeln!(out, "\n### {}\n", capitalise(self.view_title(budget)));
             let _ = writeln!(out, "| {} |", HEADERS.join(" | "));
             let _ = writeln!(out, "|{}", "---|".repeat(HEADERS.len()));
             for r in rows {

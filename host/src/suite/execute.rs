@@ -8,6 +8,7 @@ use crate::plugin::registry::Registry;
 use crate::report::{self, Report};
 use crate::results::{RunState, Sharding, Store};
 use crate::run;
+use crate::suite::cost::{self, StepCosts};
 use crate::suite::pool::{self, PoolOptions};
 use crate::suite::{tuning, PlannedRun, Suite};
 use crate::train::Status;
@@ -49,7 +50,23 @@ pub fn execute(
     opts: &SuiteOptions,
 ) -> Result<SuiteResult, String> {
     crate::device::parse_device(&opts.device)?;
-    let mut plan = suite.plan();
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find pn-host itself: {e}"))?;
+    let mut options = PoolOptions {
+        exe,
+        worker_args: opts.worker_flags.clone(),
+        jobs: opts.jobs,
+        quiet: opts.quiet,
+        timeout: opts.timeout,
+    };
+    let costs = match suite.equal_steps {
+        true => {
+            let probes = cost::probes(&suite);
+            check_data_sets(registry, &probes)?;
+            StepCosts::measure(&probes, &options)?
+        }
+        false => StepCosts::one_pass(),
+    };
+    let mut plan = suite.plan(&costs);
     let store = Store::create(&opts.out)?;
     store.clean_leftovers();
     if let Some((_, n)) = opts.shard {
@@ -57,20 +74,11 @@ pub fn execute(
         let slurm = store.sharding().is_some_and(|s| s.slurm && s.shards == n);
         store.write_sharding(&Sharding { shards: n, slurm })?;
     }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find pn-host itself: {e}"))?;
-    let mut worker_args = opts.worker_flags.clone();
-    worker_args.extend([
+    options.worker_args.extend([
         "suite".into(),
         "worker".into(),
         store.dir.display().to_string(),
     ]);
-    let options = PoolOptions {
-        exe,
-        worker_args,
-        jobs: opts.jobs,
-        quiet: opts.quiet,
-        timeout: opts.timeout,
-    };
     let record_crash = |run: &PlannedRun, message: &str| {
         let (record, outcome) = run::failed(registry, &run.config, &opts.device, message.into());
         store.write_unless_finished(run, &record, &outcome)

@@ -1,7 +1,9 @@
-//! Comparison suites: the suite file and its plan ([`plan`]), the default comparison
-//! ([`default`]), executing one ([`execute`]), runs in worker processes
-//! ([`pool`]), Slurm job arrays ([`slurm`]) and tuning with equal budgets ([`tuning`]).
+//! Comparison suites: the suite file and its plan ([`plan`]), what a step of each strategy
+//! costs ([`cost`]), the default comparison ([`default`]), executing one ([`execute`]), runs in
+//! worker processes ([`pool`]), Slurm job arrays ([`slurm`]) and tuning with equal budgets
+//! ([`tuning`]).
 
+pub mod cost;
 pub mod default;
 pub mod execute;
 pub mod plan;

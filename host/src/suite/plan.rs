@@ -11,6 +11,7 @@ use toml::Spanned;
 use crate::plugin::registry::{phases_of, Kind, Registry};
 use crate::report::stats::ZeroMethod;
 use crate::run::{self, ComponentRef, RunConfig};
+use crate::suite::cost::StepCosts;
 use crate::suite::tuning::{self, Trial, TrialBudget, Tuning, TuningFile};
 use crate::train::TrainConfig;
 
@@ -174,6 +175,14 @@ pub enum Budget {
     Trial,
 }
 
+fn one_pass() -> f64 {
+    1.0
+}
+
+fn is_one_pass(passes: &f64) -> bool {
+    *passes == 1.0
+}
+
 /// One run of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedRun {
@@ -187,6 +196,10 @@ pub struct PlannedRun {
     pub budget: Budget,
     /// Phases of its strategy.
     pub phases: u32,
+    /// Forward plus backward passes per step of its strategy, halved, as measured for a suite
+    /// with `equal_steps` (see [`crate::suite::cost`]); 1 (not written) also when not measured.
+    #[serde(default = "one_pass", skip_serializing_if = "is_one_pass")]
+    pub passes_per_step: f64,
     /// What the run trains.
     pub config: RunConfig,
     /// The trial this run is, for a tuning trial.
@@ -529,17 +542,21 @@ impl Suite {
         Ok(())
     }
 
-    /// Expands the suite into its runs, sorted by id. With `equal_steps`, a strategy with fewer
-    /// phases than the suite's longest also runs with its epochs stretched to the same total.
-    pub fn plan(&self) -> Plan {
-        let longest = self.phases.iter().copied().max().unwrap_or(1);
+    /// Expands the suite into its runs, sorted by id. With `equal_steps`, a strategy whose
+    /// runs cost fewer passes than the workload's costliest strategy (phases × passes per step,
+    /// `costs`) also runs with its epochs stretched to the same total passes.
+    pub fn plan(&self, costs: &StepCosts) -> Plan {
         let mut runs = vec![];
         for w in &self.workloads {
+            let cost = |label: &str, k: u32| f64::from(k) * costs.of(&w.label, label);
+            let longest = (self.strategies.iter().zip(&self.phases))
+                .map(|((label, _), &k)| cost(label, k))
+                .fold(0.0, f64::max);
             for ((label, strategy), &k) in self.strategies.iter().zip(&self.phases) {
                 let mut budgets = vec![(Budget::PerPhase, w.workload.train.epochs)];
-                if self.equal_steps && k < longest {
-                    let stretched =
-                        (w.workload.train.epochs as u64 * longest as u64).div_ceil(k as u64) as u32;
+                if self.equal_steps && cost(label, k) < longest {
+                    let epochs = f64::from(w.workload.train.epochs);
+                    let stretched = (epochs * longest / cost(label, k)).ceil() as u32;
                     budgets.push((Budget::EqualSteps, stretched));
                 }
                 for &(budget, epochs) in &budgets {
@@ -556,6 +573,7 @@ impl Suite {
                             strategy: label.clone(),
                             budget,
                             phases: k,
+                            passes_per_step: costs.of(&w.label, label),
                             config,
                             trial: None,
                             chosen_trial: None,
@@ -568,7 +586,8 @@ impl Suite {
                         TrialBudget::PerPhase => w.workload.train.epochs,
                         TrialBudget::EqualSteps => budgets.last().map_or(1, |b| b.1),
                     };
-                    runs.extend(t.trial_runs(w, label, strategy, k, epochs));
+                    let passes = costs.of(&w.label, label);
+                    runs.extend(t.trial_runs(w, label, strategy, k, epochs, passes));
                 }
             }
         }

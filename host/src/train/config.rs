@@ -59,6 +59,10 @@ pub struct TrainConfig {
     /// 0, the default, for no limit of its own (a suite's `--timeout` then applies).
     #[serde(skip_serializing_if = "is_zero")]
     pub timeout: f64,
+    /// Train on at most this many batches per epoch (0, the default: every batch): a quick
+    /// smoke test, and how a suite measures what a strategy's step costs.
+    #[serde(skip_serializing_if = "is_zero_count")]
+    pub max_batches: usize,
 }
 
 /// The largest model whose trajectory can be recorded.
@@ -81,6 +85,7 @@ impl Default for TrainConfig {
             holdout: 0.0,
             augment: None,
             timeout: 0.0,
+            max_batches: 0,
         }
     }
 }
@@ -148,4 +153,8 @@ impl TrainConfig {
 
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
+}
+
+fn is_zero_count(n: &usize) -> bool {
+    *n == 0
 }

@@ -168,7 +168,10 @@ impl<'a> PhaseLoop<'a> {
             lr: f64::NAN,
         });
         Ok(Self {
-            steps_per_epoch: data.train.len.div_ceil(cfg.batch_size) as u64,
+            steps_per_epoch: match cfg.max_batches {
+                0 => data.train.len.div_ceil(cfg.batch_size),
+                m => data.train.len.div_ceil(cfg.batch_size).min(m),
+            } as u64,
             runner,
             data,
             select,
@@ -346,6 +349,10 @@ impl<'a> PhaseLoop<'a> {
         steps_total: u64,
     ) -> Result<EpochMetrics, Stop> {
         let (cfg, data) = (self.cfg, self.data);
+        let order = match cfg.max_batches {
+            0 => order,
+            m => &order[..order.len().min(m * cfg.batch_size)],
+        };
         let prefetch = cfg
             .augment
             .clone()
@@ -400,7 +407,7 @@ impl<'a> PhaseLoop<'a> {
             outcome.examples += batch.len() as u64;
             observer.step(first.phase, outcome.steps, steps_total);
         }
-        let (train_loss, train_accuracy) = sum.finish(data.train.len);
+        let (train_loss, train_accuracy) = sum.finish(order.len());
         if !train_loss.is_finite() {
             return Err(Stop::Diverged(format!(
                 "training loss became {train_loss} in phase {} epoch {} (try a smaller learning rate)",

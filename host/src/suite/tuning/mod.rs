@@ -91,6 +91,7 @@ impl Tuning {
         strategy: &ComponentRef,
         phases: u32,
         epochs: u32,
+        passes_per_step: f64,
     ) -> Vec<PlannedRun> {
         let Some(space) = self.spaces.get(label) else {
             return vec![];
@@ -110,6 +111,7 @@ impl Tuning {
                     strategy: label.to_string(),
                     budget: Budget::Trial,
                     phases,
+                    passes_per_step,
                     config,
                     trial: Some(trial.clone()),
                     chosen_trial: None,
