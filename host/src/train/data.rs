@@ -53,18 +53,6 @@ impl Data {
             .clone()
     }
 
-    /// The same data set cut to its first `train` and `valid` examples.
-    pub fn head(&self, train: usize, valid: usize) -> Data {
-        Data {
-            input_shape: self.input_shape.clone(),
-            outputs: self.outputs,
-            loss: self.loss,
-            train: self.train.head(train),
-            valid: self.valid.head(valid),
-            train_host: std::sync::OnceLock::new(),
-        }
-    }
-
     /// Checks `splits` and uploads them to `device`.
     pub fn upload(splits: DataSplits, device: &Device) -> Result<Self, String> {
         let input_shape = splits.input_shape.to_vec();
@@ -187,17 +175,6 @@ impl DeviceSplit {
         };
         let (select, report) = order.split_at(count.min(self.len));
         (part(select), part(report))
-    }
-
-    /// The first `n` examples (all of them when the split has fewer).
-    pub fn head(&self, n: usize) -> DeviceSplit {
-        let len = n.min(self.len);
-        let (inputs, targets) = self.range(0, len);
-        DeviceSplit {
-            inputs,
-            targets,
-            len,
-        }
     }
 
     /// Examples `start..end`.
