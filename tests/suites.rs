@@ -54,6 +54,7 @@ fn a_killed_suite_resumes_and_shards_merge_into_the_same_report() {
             "metrics.csv",
             "metrics.jsonl",
             "model.safetensors",
+            "init.safetensors",
         ] {
             assert!(entry.path().join(f).is_file(), "{name}/{f} missing");
         }

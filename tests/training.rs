@@ -133,6 +133,11 @@ fn phase_starts(start: PhaseStart) -> Vec<Vec<f32>> {
     let outcome = train(&registry, &mut strategy, &data, &device, 2);
     assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
     let seen = seen.lock().unwrap().clone();
+    // The outcome's θ0 (written to init.safetensors) is where phase 0 started.
+    assert_eq!(
+        outcome.theta0.as_ref().map(|t| t.concat()).as_ref(),
+        seen.first()
+    );
     seen
 }
 

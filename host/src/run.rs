@@ -428,21 +428,31 @@ fn safetensors_bytes(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<Vec<u
     safetensors::serialize(views, &None::<HashMap<String, String>>).map_err(|e| e.to_string())
 }
 
-/// Writes `run.json`, `model.safetensors` (the selected phase's parameters) and
-/// `kept.safetensors` (θ0, anchors) into `dir`, each atomically.
+/// Writes `run.json`, `model.safetensors` (the selected phase's parameters),
+/// `init.safetensors` (θ0, so that the run can be replayed elsewhere) and `kept.safetensors`
+/// (what the strategy kept: anchors) into `dir`, each atomically.
 pub fn write_run(dir: &Path, record: &RunRecord, outcome: &Outcome) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    if let Some(values) = &outcome.result_values {
-        let tensors: Vec<_> = outcome
+    let named = |values: &crate::train::params::Values| -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        outcome
             .params
             .iter()
             .zip(values)
             .map(|((n, s), v)| (n.clone(), s.clone(), v.clone()))
-            .chain(outcome.result_state.iter().cloned())
-            .collect();
+            .collect()
+    };
+    if let Some(values) = &outcome.result_values {
+        let mut tensors = named(values);
+        tensors.extend(outcome.result_state.iter().cloned());
         write_atomic(
             &dir.join("model.safetensors"),
             &safetensors_bytes(&tensors)?,
+        )?;
+    }
+    if let Some(theta0) = &outcome.theta0 {
+        write_atomic(
+            &dir.join("init.safetensors"),
+            &safetensors_bytes(&named(theta0))?,
         )?;
     }
     if !outcome.kept.is_empty() {

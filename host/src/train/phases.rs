@@ -57,6 +57,7 @@ pub fn run(
     let mut outcome = Outcome::default();
     let mut phase_values: Vec<(Values, State)> = vec![];
     let result = PhaseLoop::new(model, data, cfg, seed, device, started).and_then(|mut run| {
+        outcome.theta0 = Some(run.theta0.clone());
         let result = run.train(strategy, observer, &mut outcome, &mut phase_values);
         let passes = run.runner.session.passes();
         outcome.forward_passes = passes.forward;

@@ -116,6 +116,8 @@ pub struct Outcome {
     pub backward_passes: u64,
     /// Wall time in seconds.
     pub wall_time_s: f64,
+    /// θ0: the parameters phase 0 started from (drawn from the run's seed), in spec order.
+    pub theta0: Option<Values>,
     /// Parameter values of the selected phase.
     pub result_values: Option<Values>,
     /// Layer state of the selected phase (batch-norm running statistics), by name.
