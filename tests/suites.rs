@@ -532,3 +532,23 @@ fn equal_budgets_are_equal_in_passes_when_a_step_costs_two() {
     assert!(report.contains("At equal total passes"), "{report}");
     assert!(report.contains("`sam` (2)"), "{report}");
 }
+
+/// The main job (`pn-host` with no arguments: the embedded default comparison, 160 runs) gives
+/// the committed `docs/results/default/summary.csv` in every column but the wall times: a
+/// change that moves a result must come with its rerun results.
+#[test]
+fn the_default_comparison_reproduces_its_committed_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_host(
+        tmp.path(),
+        &["--plugin-dir", &plugin_dir(), "-q", "--out", "default"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fresh = summary_without_times(&tmp.path().join("default"));
+    let committed = summary_without_times(&root().join("docs").join("results").join("default"));
+    assert_eq!(fresh[0], committed[0], "the columns");
+    for (f, c) in fresh.iter().zip(&committed) {
+        assert_eq!(f, c, "a row of docs/results/default/summary.csv");
+    }
+    assert_eq!(fresh.len(), committed.len());
+}
