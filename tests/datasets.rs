@@ -89,3 +89,53 @@ fn fashion_mnist_reads_idx_files_with_its_own_normalisation() {
     assert!((first_pixel("fashion_mnist") - (1.0 - 0.2860) / 0.3530).abs() < 1e-5);
     assert!((first_pixel("mnist") - (1.0 - 0.1307) / 0.3081).abs() < 1e-5);
 }
+
+#[test]
+fn mnist_with_valid_holds_out_training_images_and_gives_the_test_files_as_test_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    // IDX files of `n` 2x2 images, image i all of value i, and labels i % 10.
+    let write = |prefix: &str, n: u8| {
+        let mut images = vec![0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 2, 0, 0, 0, 2];
+        images.extend((0..n).flat_map(|i| [i; 4]));
+        std::fs::write(
+            tmp.path().join(format!("{prefix}-images-idx3-ubyte")),
+            &images,
+        )
+        .unwrap();
+        let mut labels = vec![0, 0, 8, 1, 0, 0, 0, n];
+        labels.extend((0..n).map(|i| i % 10));
+        std::fs::write(
+            tmp.path().join(format!("{prefix}-labels-idx1-ubyte")),
+            &labels,
+        )
+        .unwrap();
+    };
+    write("train", 5);
+    write("t10k", 3);
+    let registry = pn_tests::registry(&["mnist"]);
+    let config = json!({"dir": tmp.path(), "valid": 2, "normalize": false});
+    let (dataset, _) = registry.dataset("mnist", &config).unwrap();
+    let splits = dataset.load().unwrap();
+    assert_eq!((splits.train.len, splits.valid.len), (3, 2));
+    // the held-out images are the last training images (values 3 and 4)
+    assert_eq!(splits.valid.targets.as_slice(), [3.0, 4.0]);
+    assert!((splits.valid.inputs[0] - 3.0 / 255.0).abs() < 1e-7);
+    let test = dataset
+        .load_test()
+        .unwrap()
+        .into_option()
+        .expect("a test split");
+    assert_eq!(test.len, 3);
+    assert_eq!(test.targets.as_slice(), [0.0, 1.0, 2.0]);
+    // Without `valid`: two splits, the test files held out, no test split.
+    let (dataset, _) = registry
+        .dataset("mnist", &json!({"dir": tmp.path()}))
+        .unwrap();
+    assert_eq!(dataset.load().unwrap().valid.len, 3);
+    assert!(dataset.load_test().unwrap().into_option().is_none());
+    let (dataset, _) = registry
+        .dataset("mnist", &json!({"dir": tmp.path(), "valid": 5}))
+        .unwrap();
+    let e = dataset.load().into_result().err().unwrap().to_string();
+    assert!(e.contains("`valid` must be in 1..5"), "{e}");
+}

@@ -442,3 +442,75 @@ fn with_a_holdout_phases_are_chosen_on_examples_the_run_does_not_report() {
         "{message}"
     );
 }
+
+/// Plain training `phases` times from the same θ0: every phase is the same.
+struct Repeat(u32);
+
+impl Component for Repeat {
+    const NAME: &'static str = "repeat";
+    const DESCRIPTION: &'static str = "identical phases";
+    type Config = ();
+    fn new(_: ()) -> Result<Self> {
+        unreachable!("built directly by the test")
+    }
+}
+
+impl Strategy for Repeat {
+    fn phases(&self) -> u32 {
+        self.0
+    }
+}
+
+#[test]
+fn with_a_test_split_runs_select_on_valid_and_report_test_and_selection_alone_gains_nothing() {
+    let (registry, device, data) = setup();
+    // Another draw of the same teacher's inputs: the test split.
+    let other = ComponentRef {
+        name: "teacher_student".into(),
+        config: json!({"d": 6, "k": 6, "train": 400, "valid": 100, "data_seed": 99}),
+    };
+    let test = pn_host::run::load_splits(&registry, &other).unwrap().valid;
+    let data = data.with_test(test, &device).unwrap();
+    let run = |phases: u32| {
+        let o = train(
+            &registry,
+            &mut strategy_box(Repeat(phases)),
+            &data,
+            &device,
+            3,
+        );
+        assert_eq!(o.status, Status::Completed, "{:?}", o.message);
+        o
+    };
+    let (one, three) = (run(1), run(3));
+    // Best of three identical phases on valid reports what one phase reports on test.
+    let selected = &three.phases[three.selected_phase.unwrap() as usize];
+    assert_eq!(selected.final_valid_loss, one.phases[0].final_valid_loss);
+    for p in &three.phases {
+        assert_eq!(p.final_select_loss, one.phases[0].final_select_loss);
+        // selection saw valid, the reported metric is on other examples
+        assert_ne!(p.final_select_loss, Some(p.final_valid_loss));
+        assert_eq!(p.epochs.last().unwrap().valid_loss, p.final_valid_loss);
+    }
+    // A holdout on top of a test split is refused: selection already has its own split.
+    let (model, _) = registry
+        .model(
+            "mlp",
+            &json!({"hidden": [6], "output": "sum", "bias": false}),
+        )
+        .unwrap();
+    let cfg = TrainConfig {
+        holdout: 0.5,
+        ..TrainConfig::default()
+    };
+    let o = train::run(
+        &mut strategy_box(Repeat(1)),
+        &model,
+        &data,
+        &cfg,
+        3,
+        &device,
+        &mut Silent,
+    );
+    assert!(o.message.unwrap().contains("has a test split"));
+}

@@ -268,6 +268,10 @@ pub struct RunRecord {
     pub plugins: Vec<PluginFile>,
     /// Tensors the strategy kept (saved in `kept.safetensors`).
     pub kept: Vec<String>,
+    /// Whether the run reported on the data set's test split (selecting on its held-out
+    /// split): then `valid_*` metrics, per epoch and final, are test metrics.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test_split: bool,
 }
 
 /// Loads a data set (once per workload; runs share it).
@@ -277,7 +281,17 @@ pub fn load_data(
     device: &Device,
 ) -> Result<Data, String> {
     let splits = load_splits(registry, dataset)?;
-    Data::upload(splits, device).map_err(|e| format!("data set `{}`: {e}", dataset.name))
+    let (set, _) = registry.dataset(&dataset.name, &dataset.config)?;
+    let test = set
+        .load_test()
+        .into_result()
+        .map_err(|e| format!("data set `{}`: {e}", dataset.name))?;
+    let data = Data::upload(splits, device);
+    let data = match test.into_option() {
+        Some(test) => data.and_then(|d| d.with_test(test, device)),
+        None => data,
+    };
+    data.map_err(|e| format!("data set `{}`: {e}", dataset.name))
 }
 
 /// A data set's splits in memory, as its plugin loads them (missing or malformed files fail
@@ -317,6 +331,7 @@ pub fn execute(
         Err(e) => return failed(registry, config, device_name, e),
     };
     record.dataset.config = d_cfg;
+    record.test_split = data.test.is_some();
     record.strategy.config = s_cfg;
     record.model.config = m_cfg;
     let outcome = train::run(
@@ -378,6 +393,7 @@ fn blank_record(registry: &Registry, config: &RunConfig, device_name: &str) -> R
         wall_time_s: 0.0,
         plugins,
         kept: vec![],
+        test_split: false,
     }
 }
 

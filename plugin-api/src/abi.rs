@@ -476,6 +476,15 @@ pub trait AbiDataset: Send {
     /// Loads (or generates) both splits.
     #[sabi(last_prefix_field)]
     fn load(&self) -> RResult<DataSplits, RString>;
+
+    // Appended in 0.1.4. A plugin built against an older contract lacks it; the host then
+    // calls the default body (no test split).
+
+    /// The test split (an official test set), in the layout of [`DataSplits`]'s splits, or
+    /// none. With one, the host reports final metrics on it and strategies select on `valid`.
+    fn load_test(&self) -> RResult<ROption<DataSplit>, RString> {
+        RResult::ROk(ROption::RNone)
+    }
 }
 
 /// An owned data-set object.

@@ -17,9 +17,9 @@ use serde::Serialize;
 
 use crate::abi::{
     AbiDataset, AbiDataset_TO, AbiModel, AbiModel_TO, AbiStrategy, AbiStrategy_TO, Batch,
-    ComponentDecl, Components, DataSplits, DatasetBox, HostInfo, HostOpsRef, LogLevel, ModelBox,
-    OptimizerState, ParamSpec, PhaseStart, PhaseSummary, Plugin, PluginRef, Progress, StrategyBox,
-    TensorId,
+    ComponentDecl, Components, DataSplit, DataSplits, DatasetBox, HostInfo, HostOpsRef, LogLevel,
+    ModelBox, OptimizerState, ParamSpec, PhaseStart, PhaseSummary, Plugin, PluginRef, Progress,
+    StrategyBox, TensorId,
 };
 use crate::tensor::{Kept, Ops, Tensor};
 
@@ -569,6 +569,49 @@ pub trait Model: Component {
 pub trait Dataset: Component {
     /// Loads or generates the data, with a clear error for missing or malformed files.
     fn load(&self) -> Result<DataSplits>;
+    /// A test split (an official test set), kept apart from `load`'s two: with one, runs
+    /// report their final metrics on it, and everything that selects (phases, ensembles,
+    /// tuning) sees `valid` only. Default: none (runs report on `valid`, or on the part of it
+    /// that `train.holdout` does not keep for selection). Contract 0.1.4.
+    ///
+    /// ```
+    /// # use pn_plugin_api::{Component, DataSplit, DataSplits, Dataset, LossKind, Result};
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize)]
+    /// # pub struct Config {}
+    /// # pub struct Tiny;
+    /// # impl Component for Tiny {
+    /// #     const NAME: &'static str = "tiny";
+    /// #     const DESCRIPTION: &'static str = "a tiny data set";
+    /// #     type Config = Config;
+    /// #     fn new(_: Config) -> Result<Self> { Ok(Tiny) }
+    /// # }
+    /// fn split(values: &[f32]) -> DataSplit {
+    ///     DataSplit {
+    ///         inputs: values.iter().copied().collect(),
+    ///         targets: values.iter().map(|&x| if x > 0.0 { 1.0 } else { 0.0 }).collect(),
+    ///         len: values.len(),
+    ///     }
+    /// }
+    ///
+    /// impl Dataset for Tiny {
+    ///     fn load(&self) -> Result<DataSplits> {
+    ///         Ok(DataSplits {
+    ///             input_shape: vec![1].into(),
+    ///             outputs: 2,
+    ///             loss: LossKind::CrossEntropy,
+    ///             train: split(&[-2.0, -1.0, 1.0, 2.0]),
+    ///             valid: split(&[-1.5, 1.5]),
+    ///         })
+    ///     }
+    ///     // The examples no run selects on: final metrics are reported here.
+    ///     fn load_test(&self) -> Result<Option<DataSplit>> {
+    ///         Ok(Some(split(&[-0.5, 0.5])))
+    ///     }
+    /// }
+    /// ```
+    fn load_test(&self) -> Result<Option<DataSplit>> {
+        Ok(None)
+    }
 }
 
 impl ParamSpec {
@@ -815,6 +858,9 @@ impl<M: Model> AbiModel for Adapter<M> {
 impl<D: Dataset> AbiDataset for Adapter<D> {
     fn load(&self) -> RResult<DataSplits, RString> {
         guard(D::NAME, "load", || self.0.load())
+    }
+    fn load_test(&self) -> RResult<ROption<DataSplit>, RString> {
+        guard(D::NAME, "load_test", || self.0.load_test()).map(ROption::from)
     }
 }
 

@@ -27,12 +27,12 @@
 //! crate-type = ["cdylib"]
 //!
 //! [dependencies]
-//! pn-plugin-api = "0.1.3"
+//! pn-plugin-api = "0.1.4"
 //! serde = { version = "1", features = ["derive"] }
 //! ```
 //!
 //! `pn-plugin-api` is not on crates.io yet, so for now the dependency points at a pn checkout
-//! instead, with the same version: `pn-plugin-api = { version = "0.1.3", path =
+//! instead, with the same version: `pn-plugin-api = { version = "0.1.4", path =
 //! "../pn/plugin-api" }` (the checkout's `plugin-api` folder, which builds on its own), or
 //! `pn-plugin-api = { git = "<URL of the pn repository>" }` (Cargo finds the crate in the
 //! repository by its name). `pn-host new strategy NAME` (or `new model`, `new dataset`) writes
@@ -190,10 +190,11 @@
 //! appending: new trait methods go after the ones published (a host calls a hook an older
 //! plugin lacks through its default), new operations get new codes ([`ops`]), and no layout
 //! changes. Any other plugin is refused when it loads, in one line: `FILE was built against
-//! pn-plugin-api 0.1.4, but this pn-host uses 0.1.3: rebuild the plugin against pn-plugin-api
-//! 0.1.3`. What came when: 0.1.1 `lr_factor`, `after_step`, `phase_result`; 0.1.2
+//! pn-plugin-api 0.1.5, but this pn-host uses 0.1.4: rebuild the plugin against pn-plugin-api
+//! 0.1.4`. What came when: 0.1.1 `lr_factor`, `after_step`, `phase_result`; 0.1.2
 //! `optimizer_at_phase_start`, `prepare_batch`, `run_seed`, `learning_rate`, `random_*`,
-//! `set_params`, `grad`, `loss_at`, the batch; 0.1.3 `squared_distances`. Build against the
+//! `set_params`, `grad`, `loss_at`, the batch; 0.1.3 `squared_distances`; 0.1.4
+//! `Dataset::load_test` (a test split). Build against the
 //! oldest patch that has what the plugin uses, to load into the most hosts.
 //!
 //! # Performance

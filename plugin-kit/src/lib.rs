@@ -26,8 +26,8 @@
 //! crate-type = ["cdylib"]
 //!
 //! [dependencies]
-//! pn-plugin-api = { version = "0.1.3", path = "../pn/plugin-api" }
-//! pn-plugin-kit = { version = "0.1.3", path = "../pn/plugin-kit" }
+//! pn-plugin-api = { version = "0.1.4", path = "../pn/plugin-api" }
+//! pn-plugin-kit = { version = "0.1.4", path = "../pn/plugin-kit" }
 //! serde = { version = "1", features = ["derive"] }
 //! ```
 //!

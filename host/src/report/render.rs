@@ -403,11 +403,15 @@ fn plot_links(workload: &str) -> String {
     )
 }
 
-/// Which examples multi-phase strategies chose their phase by, per workload.
-fn selection_text(plan: &Plan) -> String {
-    let (apart, same): (Vec<&PlannedWorkload>, Vec<&PlannedWorkload>) = plan
+/// Which examples multi-phase strategies chose their phase by, per workload; `tested` are the
+/// workloads whose data set has a test split.
+fn selection_text(plan: &Plan, tested: &[&str]) -> String {
+    let (with_test, rest): (Vec<&PlannedWorkload>, Vec<&PlannedWorkload>) = plan
         .workloads
         .iter()
+        .partition(|w| tested.contains(&w.label.as_str()));
+    let (apart, same): (Vec<&PlannedWorkload>, Vec<&PlannedWorkload>) = rest
+        .into_iter()
         .partition(|w| w.workload.train.holdout > 0.0);
     let labels = |ws: &[&PlannedWorkload]| {
         ws.iter()
@@ -416,6 +420,14 @@ fn selection_text(plan: &Plan) -> String {
             .join(", ")
     };
     let mut out = String::new();
+    if !with_test.is_empty() {
+        let names: Vec<String> = with_test.iter().map(|w| format!("`{}`", w.label)).collect();
+        let _ = write!(
+            out,
+            " On {}, the data set has a test split: strategies chose their phase on its held-out split, and the tables' `valid` columns are test metrics.",
+            names.join(", ")
+        );
+    }
     if !apart.is_empty() {
         let _ = write!(
             out,
@@ -436,14 +448,23 @@ fn selection_text(plan: &Plan) -> String {
 
 pub(super) fn runs_meta(store: &Store, report: &Report) -> String {
     let plan = &report.plan;
-    let records: Vec<RunRecord> = plan
+    let (workloads, records): (Vec<&str>, Vec<RunRecord>) = plan
         .runs
         .iter()
         .filter_map(|r| match store.state(r, None) {
-            RunState::Finished(r) | RunState::Failed(r) => Some(*r),
+            RunState::Finished(record) | RunState::Failed(record) => {
+                Some((r.workload.as_str(), *record))
+            }
             _ => None,
         })
+        .unzip();
+    let mut tested: Vec<&str> = workloads
+        .iter()
+        .zip(&records)
+        .filter(|(_, r)| r.test_split)
+        .map(|(w, _)| *w)
         .collect();
+    tested.dedup();
     let mut out = format!(
         "{} runs: {} strategies × {} workloads × {} seeds ({}), plus equal-step budgets.",
         plan.runs.len(),
@@ -462,7 +483,7 @@ pub(super) fn runs_meta(store: &Store, report: &Report) -> String {
             if t.seeds.len() > 1 { "s" } else { "" }
         );
     }
-    out.push_str(&selection_text(plan));
+    out.push_str(&selection_text(plan, &tested));
     if let Some(r) = records.first() {
         let _ = write!(
             out,

@@ -39,6 +39,8 @@ pub struct Data {
     pub train: DeviceSplit,
     /// Held-out split.
     pub valid: DeviceSplit,
+    /// Test split, when the data set has one: runs report on it, and select on `valid`.
+    pub test: Option<DeviceSplit>,
     /// The training inputs on the CPU, read back from the device the first time augmentation
     /// asks for them (see [`Data::train_host`]).
     train_host: std::sync::OnceLock<std::sync::Arc<Vec<f32>>>,
@@ -61,77 +63,31 @@ impl Data {
                 "input shape {input_shape:?} must have 1 to 3 dimensions, each at least 1"
             ));
         }
-        let upload = |name: &str, split: DataSplit| -> Result<DeviceSplit, String> {
-            let per = input_shape
-                .iter()
-                .try_fold(1usize, |n, &d| n.checked_mul(d))
-                .ok_or_else(|| format!("input shape {input_shape:?} is too large"))?;
-            if split.len == 0 {
-                return Err(format!("{name} split is empty"));
-            }
-            if Some(split.inputs.len()) != split.len.checked_mul(per) {
-                return Err(format!(
-                    "{name} split: {} input values for {} examples of shape {input_shape:?}",
-                    split.inputs.len(),
-                    split.len
-                ));
-            }
-            let mut shape = vec![split.len];
-            shape.extend(&input_shape);
-            let inputs = DynTensor::from_values(split.inputs.into_vec(), &shape, device)?;
-            let targets = match splits.loss {
-                LossKind::CrossEntropy => {
-                    if split.targets.len() != split.len {
-                        return Err(format!(
-                            "{name} split: {} labels for {} examples",
-                            split.targets.len(),
-                            split.len
-                        ));
-                    }
-                    if let Some(bad) = split
-                        .targets
-                        .iter()
-                        .find(|&&c| c < 0.0 || c as usize >= splits.outputs || c.fract() != 0.0)
-                    {
-                        return Err(format!(
-                            "{name} split: label {bad} is not a class in 0..{}",
-                            splits.outputs
-                        ));
-                    }
-                    let labels: Vec<i64> = split.targets.iter().map(|&c| c as i64).collect();
-                    Targets::Classes(Tensor::from_data(
-                        TensorData::new(labels, [split.len]),
-                        device,
-                    ))
-                }
-                LossKind::MeanSquaredError => {
-                    if split.targets.len() != split.len * splits.outputs {
-                        return Err(format!(
-                            "{name} split: {} targets for {} examples x {} outputs",
-                            split.targets.len(),
-                            split.len,
-                            splits.outputs
-                        ));
-                    }
-                    let values =
-                        TensorData::new(split.targets.into_vec(), [split.len, splits.outputs]);
-                    Targets::Values(Tensor::from_data(values, device))
-                }
-            };
-            Ok(DeviceSplit {
-                inputs,
-                targets,
-                len: split.len,
-            })
+        let shape = SplitShape {
+            input_shape: &input_shape,
+            outputs: splits.outputs,
+            loss: splits.loss,
         };
         Ok(Self {
             input_shape: input_shape.clone(),
             outputs: splits.outputs,
             loss: splits.loss,
             train_host: std::sync::OnceLock::new(),
-            train: upload("train", splits.train)?,
-            valid: upload("valid", splits.valid)?,
+            train: upload_split("train", splits.train, &shape, device)?,
+            valid: upload_split("valid", splits.valid, &shape, device)?,
+            test: None,
         })
+    }
+
+    /// The same data set with a test split (checked like the others).
+    pub fn with_test(mut self, test: DataSplit, device: &Device) -> Result<Self, String> {
+        let shape = SplitShape {
+            input_shape: &self.input_shape,
+            outputs: self.outputs,
+            loss: self.loss,
+        };
+        self.test = Some(upload_split("test", test, &shape, device)?);
+        Ok(self)
     }
 }
 
@@ -186,4 +142,81 @@ impl DeviceSplit {
         };
         (inputs, targets)
     }
+}
+
+/// The shape a data set's splits share.
+struct SplitShape<'a> {
+    input_shape: &'a [usize],
+    outputs: usize,
+    loss: LossKind,
+}
+
+/// Checks one split against `shape` and uploads it to `device`.
+fn upload_split(
+    name: &str,
+    split: DataSplit,
+    shape: &SplitShape,
+    device: &Device,
+) -> Result<DeviceSplit, String> {
+    let input_shape = shape.input_shape;
+    let per = input_shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("input shape {input_shape:?} is too large"))?;
+    if split.len == 0 {
+        return Err(format!("{name} split is empty"));
+    }
+    if Some(split.inputs.len()) != split.len.checked_mul(per) {
+        return Err(format!(
+            "{name} split: {} input values for {} examples of shape {input_shape:?}",
+            split.inputs.len(),
+            split.len
+        ));
+    }
+    let mut dims = vec![split.len];
+    dims.extend(input_shape);
+    let inputs = DynTensor::from_values(split.inputs.into_vec(), &dims, device)?;
+    let targets = match shape.loss {
+        LossKind::CrossEntropy => {
+            if split.targets.len() != split.len {
+                return Err(format!(
+                    "{name} split: {} labels for {} examples",
+                    split.targets.len(),
+                    split.len
+                ));
+            }
+            if let Some(bad) = split
+                .targets
+                .iter()
+                .find(|&&c| c < 0.0 || c as usize >= shape.outputs || c.fract() != 0.0)
+            {
+                return Err(format!(
+                    "{name} split: label {bad} is not a class in 0..{}",
+                    shape.outputs
+                ));
+            }
+            let labels: Vec<i64> = split.targets.iter().map(|&c| c as i64).collect();
+            Targets::Classes(Tensor::from_data(
+                TensorData::new(labels, [split.len]),
+                device,
+            ))
+        }
+        LossKind::MeanSquaredError => {
+            if split.targets.len() != split.len * shape.outputs {
+                return Err(format!(
+                    "{name} split: {} targets for {} examples x {} outputs",
+                    split.targets.len(),
+                    split.len,
+                    shape.outputs
+                ));
+            }
+            let values = TensorData::new(split.targets.into_vec(), [split.len, shape.outputs]);
+            Targets::Values(Tensor::from_data(values, device))
+        }
+    };
+    Ok(DeviceSplit {
+        inputs,
+        targets,
+        len: split.len,
+    })
 }

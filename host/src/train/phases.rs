@@ -93,9 +93,19 @@ impl From<String> for Stop {
     }
 }
 
-/// The held-out split divided as `train.holdout` says: the part strategies select phases on,
-/// and the part the run reports (both the whole split without a holdout).
+/// The examples strategies select phases on and those the run reports: with a test split,
+/// the held-out split and the test split; otherwise the held-out split divided as
+/// `train.holdout` says (both the whole split without a holdout).
 fn held_out(data: &Data, cfg: &TrainConfig) -> Result<(DeviceSplit, DeviceSplit), String> {
+    if let Some(test) = &data.test {
+        if cfg.holdout > 0.0 {
+            return Err(format!(
+                "train.holdout = {}: this data set has a test split, so runs select on its held-out split and report on the test split; remove train.holdout",
+                cfg.holdout
+            ));
+        }
+        return Ok((data.valid.clone(), test.clone()));
+    }
     let n = data.valid.len;
     if cfg.holdout == 0.0 {
         return Ok((data.valid.clone(), data.valid.clone()));
@@ -464,7 +474,7 @@ impl<'a> PhaseLoop<'a> {
         let (train_loss, _) = runner.evaluate_members(&members, &self.data.train, chunk)?;
         let (valid_loss, valid_accuracy) =
             runner.evaluate_members(&members, &self.report, chunk)?;
-        let selection = if self.cfg.holdout > 0.0 {
+        let selection = if self.cfg.holdout > 0.0 || self.data.test.is_some() {
             let (loss, accuracy) = runner.evaluate_members(&members, &self.select, chunk)?;
             record.final_select_loss = Some(loss);
             record.final_select_accuracy = accuracy;

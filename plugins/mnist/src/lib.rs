@@ -5,7 +5,9 @@
 //! images of Xiao, Rasul & Vollgraf (2017), which use the same format and file names.
 //! Pixels are scaled to [0, 1] and standardised with each set's mean and std (MNIST 0.1307 and
 //! 0.3081, Fashion-MNIST 0.2860 and 0.3530). With `split_test = N`, only the test files are
-//! needed: their first N images train and the rest are held out.
+//! needed: their first N images train and the rest are held out. With `valid = N`, three
+//! splits: the last N training images are held out (strategies select on them) and the test
+//! files are the test split (runs report on it).
 
 mod idx;
 
@@ -57,6 +59,10 @@ pub struct Config<V: Variant> {
     pub split_test: Option<usize>,
     /// Keep at most this many training examples.
     pub train_limit: Option<usize>,
+    /// Three splits: hold out the last N examples of the training files as the held-out split
+    /// (strategies select on it) and give the test files as the test split (runs report on
+    /// it). Without it the test files are the held-out split.
+    pub valid: Option<usize>,
     /// Standardise pixels with the set's mean and std instead of scaling to [0, 1]. Default true.
     pub normalize: bool,
     #[serde(skip)]
@@ -69,6 +75,7 @@ impl<V: Variant> Default for Config<V> {
             dir: PathBuf::from(V::DIR),
             split_test: None,
             train_limit: None,
+            valid: None,
             normalize: true,
             variant: PhantomData,
         }
@@ -151,8 +158,44 @@ impl<V: Variant> Mnist<V> {
     }
 }
 
+impl<V: Variant> Mnist<V> {
+    /// Training and held-out splits cut from the training files (`valid = N`).
+    fn three_way(&self, valid: usize) -> Result<DataSplits> {
+        if self.0.split_test.is_some() {
+            return Err("config fields `valid` and `split_test` cannot be combined".into());
+        }
+        let (images, labels) = self.read_pair("train")?;
+        let total = images.dims[0];
+        if valid == 0 || valid >= total {
+            return Err(format!("config field `valid` must be in 1..{total}, got {valid}").into());
+        }
+        let n = self
+            .0
+            .train_limit
+            .map_or(total - valid, |l| l.min(total - valid));
+        Ok(DataSplits {
+            input_shape: vec![1, images.dims[1], images.dims[2]].into(),
+            outputs: 10,
+            loss: LossKind::CrossEntropy,
+            train: self.split(&images, &labels, 0..n),
+            valid: self.split(&images, &labels, total - valid..total),
+        })
+    }
+}
+
 impl<V: Variant> Dataset for Mnist<V> {
+    fn load_test(&self) -> Result<Option<DataSplit>> {
+        if self.0.valid.is_none() {
+            return Ok(None);
+        }
+        let (images, labels) = self.read_pair("t10k")?;
+        Ok(Some(self.split(&images, &labels, 0..images.dims[0])))
+    }
+
     fn load(&self) -> Result<DataSplits> {
+        if let Some(valid) = self.0.valid {
+            return self.three_way(valid);
+        }
         let (test_images, test_labels) = self.read_pair("t10k")?;
         let (train, valid) = match self.0.split_test {
             Some(n) => {
