@@ -182,6 +182,50 @@ fn new_in_a_workspace_joins_it_and_its_plugins_build_together() {
 }
 
 #[test]
+fn a_data_set_built_against_the_0_1_1_contract_trains_without_a_test_split() {
+    // Built before `Dataset::load_test` (0.1.4) was appended: the host calls its default.
+    let tmp = tempfile::tempdir().unwrap();
+    let old_api = root()
+        .join("tests")
+        .join("fixtures")
+        .join("plugin_api_0_1_1");
+    let old = old_api.display().to_string();
+    let out = run_host(tmp.path(), &["new", "dataset", "old_data", "--api", &old]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (_dir, so) = build_external(&tmp.path().join("old_data"), &old_api, |_, text| text);
+    let plugins = root().join("plugins").display().to_string();
+    let so = so.display().to_string();
+    let args = [
+        "--plugin",
+        &so,
+        "--plugin-dir",
+        &plugins,
+        "-q",
+        "run",
+        "--dataset",
+        "old_data",
+        "--model",
+        "mlp",
+        "--set",
+        "train.epochs=2",
+        "--out",
+        "one",
+    ];
+    let out = run_host(tmp.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let record = std::fs::read_dir(tmp.path().join("one"))
+        .unwrap()
+        .flatten()
+        .flat_map(|run| std::fs::read_dir(run.path()).unwrap().flatten())
+        .map(|dir| std::fs::read_to_string(dir.path().join("run.json")).unwrap())
+        .next()
+        .expect("a run");
+    assert!(record.contains("\"status\": \"completed\""), "{record}");
+    assert!(record.contains("\"api_version\": \"0.1.1\""), "{record}");
+    assert!(!record.contains("test_split"), "{record}");
+}
+
+#[test]
 fn a_plugin_built_against_the_0_1_1_contract_loads_and_gives_the_same_result() {
     let example = root().join("examples").join("cauchy_repulsion");
     let old_api = root()
