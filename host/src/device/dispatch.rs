@@ -74,7 +74,7 @@ fn vulkan_device(name: &str, index: usize) -> Result<DispatchDevice, String> {
     // Without any Vulkan adapter (no loader, no driver) wgpu's request fails and CubeCL panics.
     let counts = match contained(|| {
         (0..4u16)
-            .map(|t| burn::backend::Vulkan::<f32>::device_count(t))
+            .map(burn::backend::Vulkan::<f32>::device_count)
             .collect::<Vec<_>>()
     }) {
         Ok(counts) => counts,
@@ -147,7 +147,7 @@ fn probe(name: &str, device: &DispatchDevice) -> Result<(), String> {
         sum
     });
     match result {
-        Ok(sum) if sum == 14.0 => Ok(()),
+        Ok(14.0) => Ok(()),
         Ok(sum) => Err(format!(
             "device {name}: computes wrong results (1 + 4 + 9 gave {sum})"
         )),
