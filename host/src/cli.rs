@@ -1,5 +1,5 @@
-//! The command line's flags and subcommands (clap), and what the global flags mean for plugin
-//! directories and for worker processes.
+//! The command line's flags and subcommands (clap), and the global flags a worker process or
+//! Slurm task is given.
 
 use std::path::PathBuf;
 
@@ -219,17 +219,6 @@ pub struct RunArgs {
     /// Where results are written.
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
-}
-
-pub fn plugin_dirs(global: &Global) -> Vec<PathBuf> {
-    let mut dirs = global.plugin_dirs.clone();
-    if dirs.is_empty() && PathBuf::from("plugins").is_dir() {
-        dirs.push("plugins".into());
-    }
-    if let Some(extra) = std::env::var_os("PN_PLUGIN_PATH") {
-        dirs.extend(std::env::split_paths(&extra));
-    }
-    dirs
 }
 
 /// The global flags a worker or a Slurm task needs to see the same plugins and device.

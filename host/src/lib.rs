@@ -6,13 +6,15 @@
 //! run's files), [`suite`] (suite files, plans, worker pool, Slurm), [`results`] (the suite
 //! directory), [`report`] (summaries, statistics, figures), [`bench`] (step timings),
 //! [`surface`] (2-D loss surfaces), [`scaffold`] (new plugin crates), [`conformance`]
-//! (checks of a plugin), [`containment`] (plugin code in a child process) and [`kernels`] (the
-//! host's own CPU convolution).
+//! (checks of a plugin), [`containment`] (plugin code in a child process), [`kernels`] (the
+//! host's own CPU convolution) and [`commands`] (what each `pn-host` command does once its
+//! flags are parsed).
 #![warn(missing_docs)]
 // The device type is `Copy` in CPU-only builds and not in GPU builds (see `device`).
 #![allow(clippy::clone_on_copy)]
 
 pub mod bench;
+pub mod commands;
 pub mod conformance;
 pub mod containment;
 pub mod device;

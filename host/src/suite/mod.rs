@@ -6,6 +6,7 @@
 pub mod cost;
 pub mod default;
 pub mod execute;
+mod file;
 pub mod plan;
 pub mod pool;
 pub mod slurm;

@@ -1,19 +1,14 @@
-//! The suite file and its expansion into runs (strategies × workloads × seeds, plus
-//! equal-step budgets), and sharding. The runs' results live in [`crate::results::store`].
+//! A suite and its expansion into runs (strategies × workloads × seeds, plus equal-step
+//! budgets), and sharding. Reading the suite file into a [`Suite`] is `file.rs`'s; the runs'
+//! results live in [`crate::results::store`].
 
-use std::path::Path;
-
-use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use toml::Spanned;
 
-use crate::plugin::registry::{phases_of, Kind, Registry};
+use crate::plugin::registry::{phases_of, Registry};
 use crate::report::stats::ZeroMethod;
 use crate::run::{self, ComponentRef, RunConfig};
 use crate::suite::cost::StepCosts;
-use crate::suite::tuning::{self, Trial, TrialBudget, Tuning, TuningFile};
-use crate::train::TrainConfig;
+use crate::suite::tuning::{Trial, TrialBudget, Tuning};
 
 /// The metric a workload's target is set on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,73 +55,6 @@ pub struct Target {
     pub value: f64,
 }
 
-/// Seeds: a count (`master_seed`, `master_seed + 1`, …) or an explicit list.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum Seeds {
-    Count(u64),
-    List(Vec<u64>),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ComponentSpec {
-    name: Spanned<String>,
-    #[serde(default)]
-    config: Option<Spanned<toml::Value>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StrategySpec {
-    #[serde(default)]
-    name: Option<Spanned<String>>,
-    #[serde(default)]
-    config: Option<Spanned<toml::Value>>,
-    /// Its search space (see [`tuning::parse_entry`]).
-    #[serde(default)]
-    search: Option<Spanned<IndexMap<Spanned<String>, toml::Value>>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WorkloadSpec {
-    model: ComponentSpec,
-    dataset: ComponentSpec,
-    #[serde(default)]
-    train: Option<Spanned<TrainConfig>>,
-    #[serde(default)]
-    target: Option<Target>,
-}
-
-/// The most seeds a suite may run each strategy with.
-const MAX_SEEDS: u64 = 10_000;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SuiteFile {
-    #[serde(default)]
-    name: Option<String>,
-    reference: Spanned<String>,
-    seeds: Seeds,
-    #[serde(default)]
-    master_seed: u64,
-    #[serde(default = "yes")]
-    equal_steps: bool,
-    #[serde(default)]
-    zero_method: ZeroMethod,
-    #[serde(default)]
-    plugins: IndexMap<String, Spanned<String>>,
-    #[serde(default)]
-    tuning: Option<Spanned<TuningFile>>,
-    strategies: IndexMap<Spanned<String>, StrategySpec>,
-    workloads: IndexMap<Spanned<String>, WorkloadSpec>,
-}
-
-fn yes() -> bool {
-    true
-}
-
 /// A suite file read and checked against the loaded plugins.
 #[derive(Debug, Clone)]
 pub struct Suite {
@@ -149,7 +77,7 @@ pub struct Suite {
     /// Trials and search spaces, when the suite has a `[tuning]` table.
     pub tuning: Option<Tuning>,
     /// Phases of each strategy (same order as `strategies`).
-    phases: Vec<u32>,
+    pub(super) phases: Vec<u32>,
 }
 
 /// One workload of a plan.
@@ -247,271 +175,7 @@ pub(crate) fn listed_twice(seeds: &[u64]) -> Option<u64> {
         .map(|(_, s)| *s)
 }
 
-/// The line (from 1) where `span` starts; a table's span starts at its `[header]`.
-fn line_of(text: &str, span: std::ops::Range<usize>) -> usize {
-    text.as_bytes()[..span.start.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
-fn to_json(value: &Option<Spanned<toml::Value>>) -> Value {
-    value
-        .as_ref()
-        .and_then(|v| serde_json::to_value(v.get_ref()).ok())
-        .unwrap_or(Value::Null)
-}
-
-/// The line to blame for a component that cannot be built: its name when no plugin provides
-/// it, else its config.
-fn blame(
-    registry: &Registry,
-    kind: Kind,
-    text: &str,
-    name: &Spanned<String>,
-    config: &Option<Spanned<toml::Value>>,
-) -> usize {
-    match config {
-        Some(c) if registry.provider(kind, name.get_ref()).is_some() => line_of(text, c.span()),
-        _ => line_of(text, name.span()),
-    }
-}
-
-/// Whether `name` can name a folder or a part of a run id: letters, digits, `_` and `-`.
-fn is_plain_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-fn check_label(label: &Spanned<String>, text: &str, origin: &str) -> Result<String, String> {
-    let name = label.get_ref();
-    if is_plain_name(name) {
-        Ok(name.clone())
-    } else {
-        Err(format!(
-            "{origin}, line {}: label `{name}` may use only letters, digits, `_` and `-`",
-            line_of(text, label.span())
-        ))
-    }
-}
-
 impl Suite {
-    /// Parses a suite file and checks every name, config and pin against `registry`; errors
-    /// name the file and line.
-    pub fn parse(text: &str, origin: &str, registry: &Registry) -> Result<Self, String> {
-        Self::parse_inner(text, origin, registry, false)
-    }
-
-    /// Like [`Suite::parse`], but leaves out strategies no loaded plugin provides (other than
-    /// the reference).
-    pub fn parse_available(text: &str, origin: &str, registry: &Registry) -> Result<Self, String> {
-        Self::parse_inner(text, origin, registry, true)
-    }
-
-    fn parse_inner(
-        text: &str,
-        origin: &str,
-        registry: &Registry,
-        lenient: bool,
-    ) -> Result<Self, String> {
-        let at = |line: usize| format!("{origin}, line {line}");
-        let file: SuiteFile = run::parse_toml(text, origin)?;
-        let name = file.name.clone().unwrap_or_else(|| {
-            Path::new(origin)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "suite".into())
-        });
-        let seeds = match &file.seeds {
-            Seeds::Count(0) => return Err(format!("{origin}: `seeds` must be at least 1")),
-            Seeds::Count(n) if *n > MAX_SEEDS => {
-                return Err(format!(
-                    "{origin}: `seeds` must be at most {MAX_SEEDS}, got {n}"
-                ))
-            }
-            // TOML integers are i64, so the sum cannot overflow a u64
-            Seeds::Count(n) => (file.master_seed..file.master_seed + n).collect(),
-            Seeds::List(list) if list.is_empty() => {
-                return Err(format!("{origin}: `seeds` is an empty list"))
-            }
-            Seeds::List(list) => list.clone(),
-        };
-        if let Some(twice) = listed_twice(&seeds) {
-            return Err(format!("{origin}: seed {twice} is listed twice in `seeds`"));
-        }
-        if !is_plain_name(&name) {
-            return Err(format!(
-                "{origin}: suite name `{name}` may use only letters, digits, `_` and `-` (it names the suite's folder; set `name = \"...\"`)"
-            ));
-        }
-        for (file_name, pin) in &file.plugins {
-            check_pin(registry, file_name, pin.get_ref())
-                .map_err(|e| format!("{}: {e}", at(line_of(text, pin.span()))))?;
-        }
-        if file.strategies.is_empty() || file.workloads.is_empty() {
-            return Err(format!(
-                "{origin}: a suite needs at least one [strategies.NAME] and one [workloads.NAME]"
-            ));
-        }
-        let mut strategies = vec![];
-        let mut phases = vec![];
-        let trial_budget = match &file.tuning {
-            Some(t) => Some(
-                t.get_ref()
-                    .check(&seeds)
-                    .map_err(|e| format!("{}: {e}", at(line_of(text, t.span()))))?,
-            ),
-            None => None,
-        };
-        let (mut spaces, mut search_lines) = (IndexMap::new(), IndexMap::new());
-        for (label, spec) in &file.strategies {
-            let label_name = check_label(label, text, origin)?;
-            let component = spec.name.as_ref().unwrap_or(label);
-            if lenient
-                && label != &file.reference
-                && registry
-                    .provider(Kind::Strategy, component.get_ref())
-                    .is_none()
-            {
-                continue;
-            }
-            let line = blame(registry, Kind::Strategy, text, component, &spec.config);
-            let config = to_json(&spec.config);
-            let (strategy, _) = registry
-                .strategy(component.get_ref(), &config)
-                .map_err(|e| format!("{}: {e}", at(line)))?;
-            let k = phases_of(&strategy).map_err(|e| format!("{}: {e}", at(line)))?;
-            if let Some(search) = &spec.search {
-                let at_search = at(line_of(text, search.span()));
-                let Some((trials, _)) = trial_budget else {
-                    return Err(format!(
-                        "{at_search}: `search` needs a [tuning] table with `trials = N`"
-                    ));
-                };
-                let mut space = vec![];
-                for (key, value) in search.get_ref() {
-                    let at_key = at(line_of(text, key.span()));
-                    let settings = tuning::parse_entry(key.get_ref(), value)
-                        .map_err(|e| format!("{at_key}: {e}"))?;
-                    tuning::check_settings(registry, component.get_ref(), &config, &settings)
-                        .map_err(|e| format!("{at_key}: {e}"))?;
-                    space.extend(settings);
-                }
-                tuning::check_size(&space).map_err(|e| format!("{at_search}: {e}"))?;
-                tuning::check_strategy(registry, component.get_ref(), &config, k, &space, trials)
-                    .map_err(|e| format!("{at_search}: strategy `{label_name}`: {e}"))?;
-                spaces.insert(label_name.clone(), space);
-                search_lines.insert(label_name.clone(), line_of(text, search.span()));
-            }
-            phases.push(k);
-            strategies.push((
-                label_name,
-                ComponentRef {
-                    name: component.get_ref().clone(),
-                    config,
-                },
-            ));
-        }
-        if !strategies
-            .iter()
-            .any(|(l, _)| l == file.reference.get_ref())
-        {
-            return Err(format!(
-                "{}: reference `{}` is not one of the strategies ({})",
-                at(line_of(text, file.reference.span())),
-                file.reference.get_ref(),
-                strategies
-                    .iter()
-                    .map(|(l, _)| l.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        let mut workloads = vec![];
-        for (label, spec) in &file.workloads {
-            let label_name = check_label(label, text, origin)?;
-            let component = |c: &ComponentSpec| ComponentRef {
-                name: c.name.get_ref().clone(),
-                config: to_json(&c.config),
-            };
-            let model = component(&spec.model);
-            let blamed =
-                |c: &ComponentSpec, kind| at(blame(registry, kind, text, &c.name, &c.config));
-            registry
-                .model(&model.name, &model.config)
-                .map_err(|e| format!("{}: {e}", blamed(&spec.model, Kind::Model)))?;
-            let dataset = component(&spec.dataset);
-            registry
-                .dataset(&dataset.name, &dataset.config)
-                .map_err(|e| format!("{}: {e}", blamed(&spec.dataset, Kind::Dataset)))?;
-            let train = spec
-                .train
-                .as_ref()
-                .map(|t| t.get_ref().clone())
-                .unwrap_or_default();
-            train.validate().map_err(|e| {
-                let line = spec.train.as_ref().map_or(1, |t| line_of(text, t.span()));
-                format!("{}: {e}", at(line))
-            })?;
-            workloads.push(PlannedWorkload {
-                label: label_name,
-                workload: run::Workload {
-                    model,
-                    dataset,
-                    train,
-                },
-                target: spec.target,
-            });
-        }
-        let tuning = match (&file.tuning, trial_budget) {
-            (Some(t), Some((trials, trial_seeds))) => {
-                let at_tuning = at(line_of(text, t.span()));
-                if spaces.is_empty() {
-                    return Err(format!(
-                        "{at_tuning}: [tuning] but no strategy has a search space ([strategies.NAME.search])"
-                    ));
-                }
-                let tuning = Tuning {
-                    trials,
-                    seeds: trial_seeds,
-                    spaces,
-                    budget: t.get_ref().budget,
-                };
-                for (w, (label, spec)) in workloads.iter().zip(&file.workloads) {
-                    let line = spec.train.as_ref().map_or(label.span(), |t| t.span());
-                    tuning::check_holdout(w)
-                        .map_err(|e| format!("{}: {e}", at(line_of(text, line))))?;
-                }
-                for (label, strategy) in &strategies {
-                    let Some(line) = search_lines.get(label) else {
-                        continue;
-                    };
-                    for w in &workloads {
-                        tuning::check_trials(&tuning, label, strategy, w)
-                            .map_err(|e| format!("{}: strategy `{label}`: {e}", at(*line)))?;
-                    }
-                }
-                Some(tuning)
-            }
-            _ => None,
-        };
-        Ok(Self {
-            tuning,
-            name,
-            reference: file.reference.into_inner(),
-            seeds,
-            equal_steps: file.equal_steps,
-            zero_method: file.zero_method,
-            strategies,
-            workloads,
-            source: text.to_string(),
-            phases,
-        })
-    }
-
     /// Keeps only the strategies `keep` accepts (and the reference).
     pub fn retain_strategies(&mut self, keep: impl Fn(&str, &ComponentRef) -> bool) {
         let reference = self.reference.clone();
@@ -603,22 +267,6 @@ impl Suite {
             tuning: self.tuning.clone(),
         }
     }
-}
-
-fn check_pin(registry: &Registry, file_name: &str, sha256: &str) -> Result<(), String> {
-    let plugin = registry
-        .plugins
-        .iter()
-        .find(|p| p.path.ends_with(file_name) || p.path.file_name().is_some_and(|n| n == file_name))
-        .ok_or_else(|| format!("pinned plugin `{file_name}` is not loaded"))?;
-    if plugin.sha256 != sha256.to_ascii_lowercase() {
-        return Err(format!(
-            "plugin {} has changed: sha256 {} but the suite pins {sha256}",
-            plugin.path.display(),
-            plugin.sha256
-        ));
-    }
-    Ok(())
 }
 
 /// The first workload of the embedded default suite (for `pn-host run` without a run file).
