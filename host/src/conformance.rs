@@ -241,6 +241,7 @@ fn check_training(registry: &Registry, name: &str, check: &mut impl FnMut(&'stat
         return;
     }
     check(GRADIENT, gradients.verdict());
+    // Checked again, so that both runs reseed the backend's generator at the same steps.
     let second = epoch_losses(&train(&mut GradientChecks::default()).phases);
     let verdict = match second.iter().zip(&losses).position(|(a, b)| a.to_bits() != b.to_bits()) {
         None if second.len() == losses.len() => Verdict::Pass,

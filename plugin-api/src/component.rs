@@ -572,7 +572,8 @@ pub trait Dataset: Component {
     /// A test split (an official test set), kept apart from `load`'s two: with one, runs
     /// report their final metrics on it, and everything that selects (phases, ensembles,
     /// tuning) sees `valid` only. Default: none (runs report on `valid`, or on the part of it
-    /// that `train.holdout` does not keep for selection). Contract 0.1.4.
+    /// that `train.holdout` does not keep for selection). It touches no parameters and no
+    /// optimizer state: the host calls it once, when it loads the data set. Contract 0.1.4.
     ///
     /// ```
     /// # use pn_plugin_api::{Component, DataSplit, DataSplits, Dataset, LossKind, Result};

@@ -464,6 +464,7 @@ pub(super) fn runs_meta(store: &Store, report: &Report) -> String {
         .filter(|(_, r)| r.test_split)
         .map(|(w, _)| *w)
         .collect();
+    tested.sort_unstable();
     tested.dedup();
     let mut out = format!(
         "{} runs: {} strategies × {} workloads × {} seeds ({}), plus equal-step budgets.",
