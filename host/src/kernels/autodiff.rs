@@ -390,17 +390,24 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         for case in 0..60 {
             let groups = [1, 1, 2, 3][rng.random_range(0..4)];
-            let (kh, kw) = (rng.random_range(1..4), rng.random_range(1..4));
-            let stride = [rng.random_range(1..3), rng.random_range(1..3)];
+            let (mut kh, mut kw) = (rng.random_range(1..4), rng.random_range(1..4));
+            let mut stride = [rng.random_range(1..3), rng.random_range(1..3)];
             let dilation = [rng.random_range(1..3), rng.random_range(1..3)];
-            let padding = [rng.random_range(0..3), rng.random_range(0..3)];
-            let (c, co) = (
-                groups * rng.random_range(1..4),
-                groups * rng.random_range(1..4),
-            );
+            let mut padding = [rng.random_range(0..3), rng.random_range(0..3)];
+            let mut c = groups * rng.random_range(1..4);
+            // Every third case is a "same" convolution with 8-11 input channels per group: the
+            // input gradient then runs as the flipped convolution.
+            if case % 3 == 0 {
+                (kh, kw, stride) = (3, [1, 3][(case % 2) as usize], [1, 1]);
+                padding = [dilation[0] * (kh - 1) / 2, dilation[1] * (kw - 1) / 2];
+                c = groups * rng.random_range(8..12);
+            }
+            let co = groups * rng.random_range(1..4);
             let h = dilation[0] * (kh - 1) + 1 + rng.random_range(0..6);
             let w = dilation[1] * (kw - 1) + 1 + rng.random_range(0..6);
-            let n = rng.random_range(1..5);
+            // Up to 13 samples: small shapes put several samples in a chunk, and the last
+            // chunk is often shorter.
+            let n = rng.random_range(1..14);
             let options = ConvOptions::new(stride, padding, dilation, groups);
             let normal = Distribution::Normal(0.0, 1.0);
             let x = Tensor::<CpuAutodiff, 4>::random([n, c, h, w], normal, &device);
