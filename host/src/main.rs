@@ -22,15 +22,16 @@ use pn_host::suite::{self, slurm};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Lets mimalloc keep freed memory for 10 s before it returns it to the system (its default:
-/// 1 s). A ResNet-sized step frees and reallocates hundreds of megabytes about once a second;
-/// returned memory comes back as fresh pages that the kernel zeroes on first touch (a tenth of
-/// such a step, measured with `perf`).
+/// Lets mimalloc keep the memory it frees instead of returning it to the system after 1 s (its
+/// default): a ResNet-sized step frees and reallocates hundreds of megabytes, and returned
+/// memory comes back as fresh pages that the kernel zeroes on first touch (a tenth of such a
+/// step in `perf`; a 10 s delay still let the faults grow with the steps). A process keeps its
+/// peak memory until it exits.
 fn keep_freed_memory() {
     /// `mi_option_purge_delay` in mimalloc's `mi_option_e` (the bindings name no constant).
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: setting an option is allowed at any time; the value is in milliseconds.
-    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 10_000) };
+    // SAFETY: setting an option is allowed at any time; -1 means never.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) };
 }
 
 /// How a suite executes, from the global flags and `pool` (`--jobs`, `--timeout`).
