@@ -9,7 +9,7 @@ use crate::plugin::registry::Registry;
 use crate::report;
 use crate::results::Store;
 use crate::suite::execute::{self, SuiteOptions};
-use crate::suite::{pool, slurm, Suite};
+use crate::suite::{slurm, worker, Suite};
 
 /// Reads and checks a suite file.
 pub fn read(registry: &Registry, file: &Path) -> Result<Suite, String> {
@@ -84,5 +84,5 @@ pub fn slurm(job: &slurm::Slurm) -> Result<(), String> {
 
 /// `suite worker` (internal): executes the runs sent on stdin into the suite directory `dir`.
 pub fn worker(registry: &Registry, dir: &Path, device: &str) -> Result<(), String> {
-    pool::worker(registry, &Store::create(dir)?, device)
+    worker::worker(registry, &Store::create(dir)?, device)
 }
