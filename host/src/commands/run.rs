@@ -46,7 +46,7 @@ pub fn run(
             .join("run.json")
             .display()
     );
-    Ok(record.status == Status::Completed)
+    Ok(record.result.status == Status::Completed)
 }
 
 /// Trains one run with a progress bar, writes its folder under `dir` and prints its last line
@@ -64,7 +64,7 @@ fn execute_and_save(
     let (record, outcome) = run::execute(registry, config, data, device, &mut bar);
     let line = finish(bar, &record);
     run::write_run(&dir.join(run::run_dir_name(config)), &record, &outcome)?;
-    if record.status == Status::Completed {
+    if record.result.status == Status::Completed {
         if !quiet {
             crate::errln!("{line}");
         }

@@ -122,7 +122,7 @@ impl Store {
         if config != run.config || changed_plugin {
             return RunState::Stale;
         }
-        match record.status {
+        match record.result.status {
             Status::Failed => RunState::Failed(Box::new(record)),
             _ => RunState::Finished(Box::new(record)),
         }
@@ -274,7 +274,7 @@ pub struct MetricRow {
 pub fn metric_rows(record: &RunRecord) -> Vec<MetricRow> {
     let mut rows = vec![];
     let mut before = 0u64;
-    for (p, phase) in record.phases.iter().enumerate() {
+    for (p, phase) in record.result.phases.iter().enumerate() {
         let per_epoch = phase.steps / phase.epochs.len().max(1) as u64;
         for e in &phase.epochs {
             rows.push(MetricRow {

@@ -4,10 +4,10 @@
 use crate::device::{parse_device, Device};
 use crate::plugin::registry::{Kind, PluginFile, Registry};
 use crate::train::data::Data;
-use crate::train::{self, Observer, Outcome, Status};
+use crate::train::{self, Observer, Outcome, RunResult, Status};
 use pn_plugin_api::DataSplits;
 
-use super::{ComponentRef, FinalMetrics, RunConfig, RunRecord};
+use super::{ComponentRef, RunConfig, RunRecord};
 
 /// Loads a data set (once per workload; runs share it).
 pub fn load_data(
@@ -78,23 +78,7 @@ pub fn execute(
         &device,
         observer,
     );
-    record.status = outcome.status;
-    record.message = outcome.message.clone();
-    record.selected_phase = outcome.selected_phase;
-    record.final_metrics = outcome
-        .selected_phase
-        .and_then(|p| outcome.phases.get(p as usize))
-        .map(|p| FinalMetrics {
-            train_loss: p.final_train_loss,
-            valid_loss: p.final_valid_loss,
-            valid_accuracy: p.final_valid_accuracy,
-        });
-    record.phases = outcome.phases.clone();
-    record.steps = outcome.steps;
-    record.examples = outcome.examples;
-    record.forward_passes = outcome.forward_passes;
-    record.backward_passes = outcome.backward_passes;
-    record.wall_time_s = outcome.wall_time_s;
+    record.result = outcome.result.clone();
     record.kept = outcome.kept.iter().map(|(n, _, _)| n.clone()).collect();
     (record, outcome)
 }
@@ -116,16 +100,10 @@ fn blank_record(registry: &Registry, config: &RunConfig, device_name: &str) -> R
         train: config.train.clone(),
         seed: config.seed,
         device: device_name.into(),
-        status: Status::Failed,
-        message: None,
-        selected_phase: None,
-        final_metrics: None,
-        phases: vec![],
-        steps: 0,
-        examples: 0,
-        forward_passes: 0,
-        backward_passes: 0,
-        wall_time_s: 0.0,
+        result: RunResult {
+            status: Status::Failed,
+            ..RunResult::default()
+        },
         plugins,
         kept: vec![],
         test_split: false,
@@ -139,15 +117,15 @@ pub fn failed(
     device_name: &str,
     message: String,
 ) -> (RunRecord, Outcome) {
-    let mut record = blank_record(registry, config, device_name);
-    record.message = Some(message.clone());
-    (record, failed_outcome(message))
-}
-
-fn failed_outcome(message: String) -> Outcome {
-    Outcome {
-        status: Status::Failed,
-        message: Some(message),
+    let outcome = Outcome {
+        result: RunResult {
+            status: Status::Failed,
+            message: Some(message),
+            ..RunResult::default()
+        },
         ..Outcome::default()
-    }
+    };
+    let mut record = blank_record(registry, config, device_name);
+    record.result = outcome.result.clone();
+    (record, outcome)
 }

@@ -15,7 +15,7 @@ mod record;
 
 pub use execute::{execute, failed, load_data, load_splits};
 pub use files::{job_dir, run_dir_name, write_atomic, write_run};
-pub use record::{describe, FinalMetrics, RunRecord};
+pub use record::{describe, RunRecord};
 
 /// A component chosen by name with overrides of its default config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,20 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::plugin::registry::PluginFile;
-use crate::train::{PhaseRecord, Status, TrainConfig};
+use crate::train::{RunResult, Status, TrainConfig};
 
 use super::ComponentRef;
-
-/// Final metrics of the selected phase.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FinalMetrics {
-    /// Task loss on the training split.
-    pub train_loss: f64,
-    /// Task loss on the held-out split.
-    pub valid_loss: f64,
-    /// Accuracy on the held-out split (null for regression).
-    pub valid_accuracy: Option<f64>,
-}
 
 /// Everything about one run, written as `run.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,29 +24,9 @@ pub struct RunRecord {
     pub seed: u64,
     /// Device name.
     pub device: String,
-    /// completed, diverged or failed.
-    pub status: Status,
-    /// Why it did not complete.
-    pub message: Option<String>,
-    /// The phase whose model is the result.
-    pub selected_phase: Option<u32>,
-    /// Metrics of the selected phase.
-    pub final_metrics: Option<FinalMetrics>,
-    /// Every finished phase with per-epoch metrics.
-    pub phases: Vec<PhaseRecord>,
-    /// Optimizer steps over all phases.
-    pub steps: u64,
-    /// Examples consumed over all phases.
-    pub examples: u64,
-    /// Forward passes of the model in training steps (2 per step for a strategy that
-    /// evaluates the loss twice).
-    #[serde(default)]
-    pub forward_passes: u64,
-    /// Backward passes in training steps.
-    #[serde(default)]
-    pub backward_passes: u64,
-    /// Wall time of training in seconds.
-    pub wall_time_s: f64,
+    /// How it ended and what it measured, its fields in place (`status` to `wall_time_s`).
+    #[serde(flatten)]
+    pub result: RunResult,
     /// The plugin files used, with their sha256.
     pub plugins: Vec<PluginFile>,
     /// Tensors the strategy kept (saved in `kept.safetensors`).
@@ -70,6 +39,7 @@ pub struct RunRecord {
 
 /// One line about a finished run: its final metrics, or why it did not complete.
 pub fn describe(label: &str, record: &RunRecord) -> String {
+    let record = &record.result;
     match (&record.status, &record.final_metrics) {
         (Status::Completed, Some(m)) => {
             let members = record

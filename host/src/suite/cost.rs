@@ -88,12 +88,13 @@ fn measure_in(probes: &[PlannedRun], pool: &PoolOptions, dir: &Path) -> Result<S
     for probe in probes {
         let record = store.result(probe, None);
         let cost = match &record {
-            Some(r) if r.status == Status::Completed && r.steps > 0 => {
-                (r.forward_passes + r.backward_passes) as f64 / (2 * r.steps) as f64
+            Some(r) if r.result.status == Status::Completed && r.result.steps > 0 => {
+                (r.result.forward_passes + r.result.backward_passes) as f64
+                    / (2 * r.result.steps) as f64
             }
             _ => {
                 let why = record
-                    .and_then(|r| r.message)
+                    .and_then(|r| r.result.message)
                     .unwrap_or_else(|| "no result".into());
                 crate::errln!(
                     "warning: what a step of `{}` costs on `{}` could not be measured ({why}): its equal budget counts one pass per step",

@@ -40,9 +40,9 @@ impl Events {
 
     fn finished(&mut self, run: &PlannedRun, record: &run::RunRecord, started: Instant) {
         self.emit(&Event::Finished {
-            status: record.status,
+            status: record.result.status,
             line: run::describe(&run.id, record),
-            train_s: record.wall_time_s,
+            train_s: record.result.wall_time_s,
             busy_s: started.elapsed().as_secs_f64(),
         });
     }

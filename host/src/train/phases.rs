@@ -24,7 +24,9 @@ use crate::train::config::{TrainConfig, MAX_TRAJECTORY_PARAMS};
 use crate::train::data::{Data, DeviceSplit};
 use crate::train::optim::Optim;
 use crate::train::params::{initial_values, ParamStore, Values};
-use crate::train::record::{Observer, Outcome, PhaseRecord, State, Status, TrajectoryPoint};
+use crate::train::record::{
+    FinalMetrics, Observer, Outcome, PhaseRecord, State, Status, TrajectoryPoint,
+};
 use crate::train::seeds::mix;
 use crate::train::session::{Callback, Position};
 use crate::train::step::ModelRunner;
@@ -56,8 +58,8 @@ pub fn run(
         outcome.theta0 = Some(run.theta0.clone());
         let result = run.train(strategy, observer, &mut outcome, &mut phase_values);
         let passes = run.runner.session.passes();
-        outcome.forward_passes = passes.forward;
-        outcome.backward_passes = passes.backward;
+        outcome.result.forward_passes = passes.forward;
+        outcome.result.backward_passes = passes.backward;
         result
     });
     if let Err(stop) = result {
@@ -65,16 +67,25 @@ pub fn run(
             Stop::Diverged(m) => (Status::Diverged, m),
             Stop::Failed(m) => (Status::Failed, m),
         };
-        outcome.status = status;
-        outcome.message = Some(message);
+        outcome.result.status = status;
+        outcome.result.message = Some(message);
     }
-    if let Some(p) = outcome.selected_phase {
+    if let Some(p) = outcome.result.selected_phase {
         if let Some((values, state)) = phase_values.get(p as usize).cloned() {
             outcome.result_values = Some(values);
             outcome.result_state = state;
         }
     }
-    outcome.wall_time_s = started.elapsed().as_secs_f64();
+    let result = &mut outcome.result;
+    result.final_metrics = result
+        .selected_phase
+        .and_then(|p| result.phases.get(p as usize))
+        .map(|p| FinalMetrics {
+            train_loss: p.final_train_loss,
+            valid_loss: p.final_valid_loss,
+            valid_accuracy: p.final_valid_accuracy,
+        });
+    result.wall_time_s = started.elapsed().as_secs_f64();
     outcome
 }
 
@@ -252,7 +263,7 @@ impl<'a> PhaseLoop<'a> {
             record.steps = steps;
             summaries.push(self.finish_phase(strategy, phase, &mut t, &mut record)?);
             phase_values.push((t.module.values(specs), self.runner.session.state()));
-            outcome.phases.push(record);
+            outcome.result.phases.push(record);
             outcome.kept = self
                 .runner
                 .session
@@ -271,7 +282,7 @@ impl<'a> PhaseLoop<'a> {
                 "strategy selected phase {selected} of {phases}"
             )));
         }
-        outcome.selected_phase = Some(selected);
+        outcome.result.selected_phase = Some(selected);
         Ok(())
     }
 

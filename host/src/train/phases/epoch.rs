@@ -85,9 +85,9 @@ impl PhaseLoop<'_> {
             if cfg.record_every > 0 && step.is_multiple_of(cfg.record_every) {
                 self.record_point(outcome, first.phase, step, &t.module);
             }
-            outcome.steps += 1;
-            outcome.examples += batch.len() as u64;
-            observer.step(first.phase, outcome.steps, steps_total);
+            outcome.result.steps += 1;
+            outcome.result.examples += batch.len() as u64;
+            observer.step(first.phase, outcome.result.steps, steps_total);
         }
         let (train_loss, train_accuracy) = sum.finish(order.len());
         if !train_loss.is_finite() {
