@@ -166,7 +166,7 @@ fn loads(registry: &Registry, name: &str, config: Value) -> Verdict {
         },
     ) {
         Ok(_) => Verdict::Pass,
-        Err(e) => Verdict::Skip(e),
+        Err(e) => Verdict::Skip(e.to_string()),
     }
 }
 
@@ -227,7 +227,7 @@ fn check_training(registry: &Registry, name: &str, check: &mut impl FnMut(&'stat
     };
     let data = match run::load_data(registry, &config.dataset, &device) {
         Ok(data) => data,
-        Err(e) => return check(what, Verdict::Skip(e)),
+        Err(e) => return check(what, Verdict::Skip(e.to_string())),
     };
     let train =
         |gradients: &mut GradientChecks| run::execute(registry, &config, &data, "cpu", gradients).0;

@@ -8,6 +8,7 @@ use pn_plugin_api::abi::{ComponentDecl, DatasetBox, ModelBox, StrategyBox};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::error::Error;
 use crate::plugin::loader::{load, LoadError, LoadedPlugin};
 
 /// Where the plugins came from, recorded with every run.
@@ -81,16 +82,16 @@ pub fn plugins_in(dir: &Path) -> Vec<PathBuf> {
 impl Registry {
     /// Loads `explicit` plugin files (any failure is an error) and every `.so` in `dirs`
     /// (a broken file there is skipped with a warning). A file is loaded once however it is named.
-    pub fn load(explicit: &[PathBuf], dirs: &[PathBuf]) -> Result<Self, String> {
+    pub fn load(explicit: &[PathBuf], dirs: &[PathBuf]) -> Result<Self, Error> {
         let mut registry = Registry::default();
         for path in explicit {
-            registry.add(path).map_err(|e| e.to_string())?;
+            registry.add(path)?;
         }
         for dir in dirs {
             for path in plugins_in(dir) {
                 match registry.add(&path) {
                     Ok(()) => {}
-                    Err(e @ LoadError::Duplicate(_)) => return Err(e.to_string()),
+                    Err(e @ LoadError::Duplicate(_)) => return Err(e.into()),
                     Err(e) => {
                         crate::log::log(pn_plugin_api::LogLevel::Warn, &format!("skipping {e}"))
                     }

@@ -1,6 +1,7 @@
 //! The report's figures: gathers per-seed curves, final values and steps to target from the
 //! runs, and has [`crate::report::plots`] draw them into `plots/`.
 
+use crate::error::Error;
 use crate::report::plots::{self, Curve, Group, Profile};
 use crate::report::stats;
 use crate::results::{metric_rows, MetricRow, RunState, Store};
@@ -10,10 +11,10 @@ use crate::suite::{Budget, Metric, Plan, PlannedWorkload};
 use crate::report::summary::*;
 
 /// Draws the plots of a report into `dir/plots`.
-pub fn draw(store: &Store, report: &Report) -> Result<(), String> {
+pub fn draw(store: &Store, report: &Report) -> Result<(), Error> {
     let plan = &report.plan;
     let dir = store.dir.join("plots");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
     let mut profile: Vec<Vec<f64>> = vec![vec![]; plan.strategies.len()];
     for w in &plan.workloads {
         let metric = compared_metric(w);

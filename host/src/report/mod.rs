@@ -18,11 +18,12 @@ pub use summary::*;
 
 use std::path::Path;
 
+use crate::error::Error;
 use crate::results::Store;
 
 /// Builds the report of `store` and writes `summary.csv`, the plots, `report.md` and
 /// `report.html` (and `tuning.csv`, one row per trial, for a suite with tuning).
-pub fn write(store: &Store) -> Result<Report, String> {
+pub fn write(store: &Store) -> Result<Report, Error> {
     let report = Report::build(store)?;
     let meta = markdown::runs_meta(store, &report);
     crate::run::write_atomic(&store.dir.join("summary.csv"), &report.csv()?)?;

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::error::Error;
 use crate::report::missing::Style;
 use crate::report::stats::Summary;
 use crate::suite::Metric;
@@ -193,7 +194,7 @@ impl Report {
     }
 
     /// `summary.csv`: one row per workload, budget and strategy.
-    pub fn csv(&self) -> Result<Vec<u8>, String> {
+    pub fn csv(&self) -> Result<Vec<u8>, Error> {
         let mut w = csv::Writer::from_writer(vec![]);
         let mut header: Vec<String> = [
             "workload",
@@ -280,6 +281,6 @@ impl Report {
             ]);
             w.write_record(&rec).map_err(|e| e.to_string())?;
         }
-        w.into_inner().map_err(|e| e.to_string())
+        w.into_inner().map_err(|e| e.to_string().into())
     }
 }

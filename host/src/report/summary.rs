@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::error::Error;
 use crate::report::missing::Missing;
 use crate::report::pairs::{pair_table, PairTable};
 use crate::report::stats::{self, Paired, Summary};
@@ -157,7 +158,7 @@ pub fn compared_metric(w: &PlannedWorkload) -> Metric {
 
 impl Report {
     /// Reads every planned run's result from `store`.
-    pub fn build(store: &Store) -> Result<Self, String> {
+    pub fn build(store: &Store) -> Result<Self, Error> {
         let mut plan = store.read_plan()?;
         // Another shard may have finished the trials since this plan was written.
         crate::suite::tuning::resolve(&mut plan, |run| store.result(run, None));

@@ -2,6 +2,7 @@
 //! record of a run that failed before or outside training.
 
 use crate::device::{parse_device, Device};
+use crate::error::Error;
 use crate::plugin::registry::{Kind, PluginFile, Registry};
 use crate::train::data::Data;
 use crate::train::{self, Observer, Outcome, RunResult, Status};
@@ -14,7 +15,7 @@ pub fn load_data(
     registry: &Registry,
     dataset: &ComponentRef,
     device: &Device,
-) -> Result<Data, String> {
+) -> Result<Data, Error> {
     let splits = load_splits(registry, dataset)?;
     let (set, _) = registry.dataset(&dataset.name, &dataset.config)?;
     let test = set
@@ -26,12 +27,12 @@ pub fn load_data(
         Some(test) => data.and_then(|d| d.with_test(test, device)),
         None => data,
     };
-    data.map_err(|e| format!("data set `{}`: {e}", dataset.name))
+    data.map_err(|e| format!("data set `{}`: {e}", dataset.name).into())
 }
 
 /// A data set's splits in memory, as its plugin loads them (missing or malformed files fail
 /// here, with the plugin's message).
-pub fn load_splits(registry: &Registry, dataset: &ComponentRef) -> Result<DataSplits, String> {
+pub fn load_splits(registry: &Registry, dataset: &ComponentRef) -> Result<DataSplits, Error> {
     let (set, _) = registry.dataset(&dataset.name, &dataset.config)?;
     set.load().into_result().map_err(|e| {
         let e = e.to_string();
@@ -41,6 +42,7 @@ pub fn load_splits(registry: &Registry, dataset: &ComponentRef) -> Result<DataSp
             dataset.name,
             e.strip_prefix(&own).unwrap_or(&e)
         )
+        .into()
     })
 }
 
@@ -53,7 +55,7 @@ pub fn execute(
     observer: &mut dyn Observer,
 ) -> (RunRecord, Outcome) {
     let mut record = blank_record(registry, config, device_name);
-    let built = (|| -> Result<_, String> {
+    let built = (|| -> Result<_, Error> {
         let device = parse_device(device_name)?;
         let (strategy, s_cfg) =
             registry.strategy(&config.strategy.name, &config.strategy.config)?;
@@ -63,7 +65,7 @@ pub fn execute(
     })();
     let (device, mut strategy, model, [s_cfg, m_cfg, d_cfg]) = match built {
         Ok(b) => b,
-        Err(e) => return failed(registry, config, device_name, e),
+        Err(e) => return failed(registry, config, device_name, e.to_string()),
     };
     record.dataset.config = d_cfg;
     record.test_split = data.test.is_some();

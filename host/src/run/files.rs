@@ -4,18 +4,19 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::error::Error;
 use crate::train::Outcome;
 
 use super::{RunConfig, RunRecord};
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     // A name of this process's own, so that two processes writing one file do not share it.
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes)
         .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(|e| Error::io("write", path, e))
 }
 
 fn safetensors_bytes(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<Vec<u8>, String> {
@@ -38,8 +39,8 @@ fn safetensors_bytes(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<Vec<u
 /// Writes `run.json`, `model.safetensors` (the selected phase's parameters),
 /// `init.safetensors` (θ0, so that the run can be replayed elsewhere) and `kept.safetensors`
 /// (what the strategy kept: anchors) into `dir`, each atomically.
-pub fn write_run(dir: &Path, record: &RunRecord, outcome: &Outcome) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+pub fn write_run(dir: &Path, record: &RunRecord, outcome: &Outcome) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
     let named = |values: &crate::train::params::Values| -> Vec<(String, Vec<usize>, Vec<f32>)> {
         outcome
             .params
@@ -109,12 +110,12 @@ pub fn run_dir_name(config: &RunConfig) -> String {
 }
 
 /// Creates a new folder for a job's results: `<out>/<label>-<unix seconds>[-N]`.
-pub fn job_dir(out: &Path, label: &str) -> Result<PathBuf, String> {
+pub fn job_dir(out: &Path, label: &str) -> Result<PathBuf, Error> {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io("create", out, e))?;
     let mut n = 1;
     loop {
         let name = if n == 1 {
@@ -126,7 +127,7 @@ pub fn job_dir(out: &Path, label: &str) -> Result<PathBuf, String> {
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
-            Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+            Err(e) => return Err(Error::io("create", &dir, e)),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::Error;
 use crate::plugin::registry::merge_config;
 use crate::train::TrainConfig;
 
@@ -78,21 +79,18 @@ impl RunConfig {
 pub const DEFAULT_SUITE: &str = include_str!("../../../suites/default.toml");
 
 /// Parses TOML, reporting the first error on one line with its line number.
-pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, origin: &str) -> Result<T, String> {
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, origin: &str) -> Result<T, Error> {
     toml::from_str(text).map_err(|e| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
         let message = e.message().lines().next().unwrap_or("").to_string();
-        match line {
-            Some(l) => format!("{origin}, line {l}: {message}"),
-            None => format!("{origin}: {message}"),
-        }
+        Error::config(origin, line, message)
     })
 }
 
 /// Applies `--set section.key=value` overrides (value in TOML syntax, else a string).
-pub fn apply_set(config: &mut RunConfig, assignment: &str) -> Result<(), String> {
+pub fn apply_set(config: &mut RunConfig, assignment: &str) -> Result<(), Error> {
     let (path, raw) = assignment
         .split_once('=')
         .ok_or_else(|| format!("--set `{assignment}`: expected section.key=value"))?;
@@ -102,20 +100,20 @@ pub fn apply_set(config: &mut RunConfig, assignment: &str) -> Result<(), String>
     // JSON has no NaN or infinity: serde_json would turn them into null, which an optional
     // setting reads as "unset". Refuse them instead.
     if parsed.as_ref().is_some_and(has_non_finite) {
-        return Err(format!("--set {path}: `{raw}` is not a finite number"));
+        return Err(format!("--set {path}: `{raw}` is not a finite number").into());
     }
     let value: Value = parsed
         .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
         .unwrap_or_else(|| Value::String(raw.to_string()));
     if !path.contains('.') {
-        return Err(format!("--set `{assignment}`: expected section.key=value"));
+        return Err(format!("--set `{assignment}`: expected section.key=value").into());
     }
-    set_value(config, path, value).map_err(|e| format!("--set {e}"))
+    set_value(config, path, value).map_err(|e| format!("--set {e}").into())
 }
 
 /// Sets `section.key` of `config` to `value` (as `--set` does, and as a tuning trial does); a
 /// train setting is checked against the training config's fields. Errors start with the path.
-pub fn set_value(config: &mut RunConfig, path: &str, value: Value) -> Result<(), String> {
+pub fn set_value(config: &mut RunConfig, path: &str, value: Value) -> Result<(), Error> {
     let (section, key) = path
         .split_once('.')
         .ok_or_else(|| format!("`{path}`: expected section.key"))?;
@@ -139,7 +137,8 @@ pub fn set_value(config: &mut RunConfig, path: &str, value: Value) -> Result<(),
         other => {
             return Err(format!(
                 "`{path}`: unknown section `{other}` (strategy, model, dataset, train)"
-            ))
+            )
+            .into())
         }
     };
     if !target.is_object() {
@@ -178,11 +177,10 @@ pub struct RunChoices<'a> {
 
 /// The run configuration `choices` describe: the run file's, or `baseline` on the default
 /// workload; a component given by name starts from its own defaults.
-pub fn assemble_config(choices: &RunChoices<'_>) -> Result<RunConfig, String> {
+pub fn assemble_config(choices: &RunChoices<'_>) -> Result<RunConfig, Error> {
     let mut config = match choices.file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
             parse_toml::<RunConfig>(&text, &path.display().to_string())?
         }
         None => RunConfig::new(

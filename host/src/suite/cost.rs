@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::error::Error;
 use crate::results::Store;
 use crate::run::RunConfig;
 use crate::suite::pool::{self, PoolOptions};
@@ -42,7 +43,7 @@ impl StepCosts {
 
     /// Runs the `probes` with workers as `pool` says (its `worker_args` are the global flags
     /// only: the probes get a folder of their own) and reads what their steps cost.
-    pub fn measure(probes: &[PlannedRun], pool: &PoolOptions) -> Result<Self, String> {
+    pub fn measure(probes: &[PlannedRun], pool: &PoolOptions) -> Result<Self, Error> {
         let dir = std::env::temp_dir().join(format!("pn-step-costs-{}", std::process::id()));
         let result = measure_in(probes, pool, &dir);
         let _ = std::fs::remove_dir_all(&dir);
@@ -75,7 +76,7 @@ pub fn probes(suite: &Suite) -> Vec<PlannedRun> {
     probes
 }
 
-fn measure_in(probes: &[PlannedRun], pool: &PoolOptions, dir: &Path) -> Result<StepCosts, String> {
+fn measure_in(probes: &[PlannedRun], pool: &PoolOptions, dir: &Path) -> Result<StepCosts, Error> {
     let _ = std::fs::remove_dir_all(dir);
     let store = Store::create(dir)?;
     let mut options = pool.clone();

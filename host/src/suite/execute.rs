@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use crate::error::Error;
 use crate::plugin::registry::Registry;
 use crate::report::{self, Report};
 use crate::results::{RunState, Sharding, Store};
@@ -48,7 +49,7 @@ pub fn execute(
     registry: &Registry,
     suite: Suite,
     opts: &SuiteOptions,
-) -> Result<SuiteResult, String> {
+) -> Result<SuiteResult, Error> {
     crate::device::parse_device(&opts.device)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find pn-host itself: {e}"))?;
     let mut options = PoolOptions {
@@ -81,7 +82,9 @@ pub fn execute(
     ]);
     let record_crash = |run: &PlannedRun, message: &str| {
         let (record, outcome) = run::failed(registry, &run.config, &opts.device, message.into());
-        store.write_unless_finished(run, &record, &outcome)
+        store
+            .write_unless_finished(run, &record, &outcome)
+            .map_err(String::from)
     };
     // A tuned strategy's final runs wait for its trials: a second round runs those whose
     // trials the first round finished.
@@ -198,7 +201,7 @@ impl Pending {
 /// Loads each data set of `runs` once (plugin `load` only, nothing on the device): a data set
 /// that cannot load stops the suite once, before any run, rather than failing every run of its
 /// workload.
-fn check_data_sets(registry: &Registry, runs: &[PlannedRun]) -> Result<(), String> {
+fn check_data_sets(registry: &Registry, runs: &[PlannedRun]) -> Result<(), Error> {
     let mut loaded: Vec<&run::ComponentRef> = vec![];
     for run in runs {
         let dataset = &run.config.dataset;

@@ -9,6 +9,7 @@ use std::os::fd::FromRawFd;
 use std::time::{Duration, Instant};
 
 use crate::device::parse_device;
+use crate::error::Error;
 use crate::plugin::registry::Registry;
 use crate::results::{RunState, Store};
 use crate::run;
@@ -23,7 +24,7 @@ struct Events(File);
 
 impl Events {
     /// Takes over [`EVENTS_FD`], which the parent opened.
-    fn open() -> Result<Self, String> {
+    fn open() -> Result<Self, Error> {
         // SAFETY: fcntl(F_GETFD) only asks whether the descriptor is open.
         if unsafe { libc::fcntl(EVENTS_FD, libc::F_GETFD) } < 0 {
             return Err("`suite worker` is started by `suite run`, not by hand".into());
@@ -64,7 +65,7 @@ impl Observer for Reporter<'_> {
 }
 
 /// The worker side: reads runs from stdin until it closes, executes each, writes its folder.
-pub fn worker(registry: &Registry, store: &Store, device_name: &str) -> Result<(), String> {
+pub fn worker(registry: &Registry, store: &Store, device_name: &str) -> Result<(), Error> {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl with PR_SET_PDEATHSIG only sets a signal for this process.
     unsafe {
@@ -92,7 +93,8 @@ pub fn worker(registry: &Registry, store: &Store, device_name: &str) -> Result<(
                     data_sets.insert(key.clone(), data);
                 }
                 Err(e) => {
-                    let (record, outcome) = run::failed(registry, &run.config, device_name, e);
+                    let (record, outcome) =
+                        run::failed(registry, &run.config, device_name, e.to_string());
                     store.write_run(&run, &record, &outcome)?;
                     events.finished(&run, &record, started);
                     continue;

@@ -19,6 +19,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::device::{Device, B};
+use crate::error::Error;
 use crate::plugin::registry::phases_of;
 use crate::train::config::{TrainConfig, MAX_TRAJECTORY_PARAMS};
 use crate::train::data::{Data, DeviceSplit};
@@ -64,8 +65,8 @@ pub fn run(
     });
     if let Err(stop) = result {
         let (status, message) = match stop {
-            Stop::Diverged(m) => (Status::Diverged, m),
-            Stop::Failed(m) => (Status::Failed, m),
+            Error::Diverged(m) => (Status::Diverged, m),
+            other => (Status::Failed, other.to_string()),
         };
         outcome.result.status = status;
         outcome.result.message = Some(message);
@@ -87,17 +88,6 @@ pub fn run(
         });
     result.wall_time_s = started.elapsed().as_secs_f64();
     outcome
-}
-
-enum Stop {
-    Diverged(String),
-    Failed(String),
-}
-
-impl From<String> for Stop {
-    fn from(m: String) -> Self {
-        Stop::Failed(m)
-    }
 }
 
 /// The examples strategies select phases on and those the run reports: with a test split,
@@ -158,7 +148,7 @@ impl<'a> PhaseLoop<'a> {
         seed: u64,
         device: &'a Device,
         started: Instant,
-    ) -> Result<Self, Stop> {
+    ) -> Result<Self, Error> {
         cfg.validate()?;
         B::seed(device, seed);
         let runner = ModelRunner::new(model, data, device)?;
@@ -167,14 +157,14 @@ impl<'a> PhaseLoop<'a> {
             (None, _) => None,
             (Some(_), &[c, h, w]) => Some([c, h, w]),
             (Some(_), other) => {
-                return Err(Stop::Failed(format!(
+                return Err(Error::Message(format!(
                     "train.augment needs image inputs [channels, height, width], got {other:?}"
                 )))
             }
         };
         let numel: usize = runner.specs.iter().map(|s| s.numel()).sum();
         if cfg.record_every > 0 && numel > MAX_TRAJECTORY_PARAMS {
-            return Err(Stop::Failed(format!(
+            return Err(Error::Message(format!(
                 "train.record_every: the model has {numel} parameters; trajectories are recorded for at most {MAX_TRAJECTORY_PARAMS}"
             )));
         }
@@ -209,7 +199,7 @@ impl<'a> PhaseLoop<'a> {
         observer: &mut dyn Observer,
         outcome: &mut Outcome,
         phase_values: &mut Vec<(Values, State)>,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), Error> {
         let specs = &self.runner.specs;
         outcome.params = specs
             .iter()
@@ -278,7 +268,7 @@ impl<'a> PhaseLoop<'a> {
             .into_result()
             .map_err(|e| e.to_string())?;
         if selected >= phases {
-            return Err(Stop::Failed(format!(
+            return Err(Error::Message(format!(
                 "strategy selected phase {selected} of {phases}"
             )));
         }
@@ -297,7 +287,7 @@ impl<'a> PhaseLoop<'a> {
         strategy: &mut StrategyBox,
         phase: u32,
         previous: Option<Training>,
-    ) -> Result<(PhaseStart, Training), Stop> {
+    ) -> Result<(PhaseStart, Training), Error> {
         let (specs, session) = (&self.runner.specs, &self.runner.session);
         let err = |e: abi_stable::std_types::RString| e.to_string();
         let (start, optimizer) = match phase {
@@ -365,7 +355,7 @@ impl<'a> PhaseLoop<'a> {
         phase: u32,
         t: &mut Training,
         record: &mut PhaseRecord,
-    ) -> Result<PhaseSummary, Stop> {
+    ) -> Result<PhaseSummary, Error> {
         let (runner, specs, chunk) = (&self.runner, &self.runner.specs, self.eval_chunk());
         // Outside a step: no learning rate (the position keeps the phase's last step).
         let session = &runner.session;
@@ -401,7 +391,7 @@ impl<'a> PhaseLoop<'a> {
         runner.session.set_norm_stats(last.stats);
         t.module = last.module;
         if !t.module.all_finite() {
-            return Err(Stop::Diverged(format!(
+            return Err(Error::Diverged(format!(
                 "parameters became NaN or infinite in phase {} (try a smaller learning rate or weight decay)",
                 phase + 1
             )));

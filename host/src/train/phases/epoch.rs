@@ -6,6 +6,7 @@ use pn_plugin_api::abi::StrategyBox;
 use pn_plugin_api::Progress;
 
 use crate::device::B;
+use crate::error::Error;
 use crate::train::augment::Prefetch;
 use crate::train::dyn_tensor::DynTensor;
 use crate::train::metrics::MetricSum;
@@ -14,7 +15,7 @@ use crate::train::record::{EpochMetrics, Observer, Outcome};
 use crate::train::seeds::mix;
 use crate::train::step::StepAt;
 
-use super::{PhaseLoop, Stop, Training};
+use super::{PhaseLoop, Training};
 
 impl PhaseLoop<'_> {
     /// One epoch of steps over the batches of `order`; its metrics after evaluating the
@@ -29,7 +30,7 @@ impl PhaseLoop<'_> {
         outcome: &mut Outcome,
         observer: &mut dyn Observer,
         steps_total: u64,
-    ) -> Result<EpochMetrics, Stop> {
+    ) -> Result<EpochMetrics, Error> {
         let (cfg, data) = (self.cfg, self.data);
         let order = match cfg.max_batches {
             0 => order,
@@ -91,7 +92,7 @@ impl PhaseLoop<'_> {
         }
         let (train_loss, train_accuracy) = sum.finish(order.len());
         if !train_loss.is_finite() {
-            return Err(Stop::Diverged(format!(
+            return Err(Error::Diverged(format!(
                 "training loss became {train_loss} in phase {} epoch {} (try a smaller learning rate)",
                 first.phase + 1,
                 first.epoch + 1
