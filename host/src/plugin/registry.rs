@@ -240,32 +240,32 @@ impl Registry {
 
     /// Builds strategy `name` with `overrides` on its defaults; returns it and its full config.
     pub fn strategy(&self, name: &str, overrides: &Value) -> Result<(StrategyBox, Value), String> {
-        let e = self
-            .strategies
-            .iter()
-            .find(|e| e.decl.name == name)
-            .ok_or_else(|| self.unknown(Kind::Strategy, name))?;
-        create(&e.decl, Kind::Strategy, overrides)
+        self.build(&self.strategies, Kind::Strategy, name, overrides)
     }
 
     /// Builds model `name` with `overrides` on its defaults.
     pub fn model(&self, name: &str, overrides: &Value) -> Result<(ModelBox, Value), String> {
-        let e = self
-            .models
-            .iter()
-            .find(|e| e.decl.name == name)
-            .ok_or_else(|| self.unknown(Kind::Model, name))?;
-        create(&e.decl, Kind::Model, overrides)
+        self.build(&self.models, Kind::Model, name, overrides)
     }
 
     /// Builds data set `name` with `overrides` on its defaults.
     pub fn dataset(&self, name: &str, overrides: &Value) -> Result<(DatasetBox, Value), String> {
-        let e = self
-            .datasets
+        self.build(&self.datasets, Kind::Dataset, name, overrides)
+    }
+
+    /// Builds component `name` of `entries` (of `kind`) with `overrides` on its defaults.
+    fn build<T>(
+        &self,
+        entries: &[Entry<T>],
+        kind: Kind,
+        name: &str,
+        overrides: &Value,
+    ) -> Result<(T, Value), String> {
+        let e = entries
             .iter()
             .find(|e| e.decl.name == name)
-            .ok_or_else(|| self.unknown(Kind::Dataset, name))?;
-        create(&e.decl, Kind::Dataset, overrides)
+            .ok_or_else(|| self.unknown(kind, name))?;
+        create(&e.decl, kind, overrides)
     }
 }
 

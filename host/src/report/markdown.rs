@@ -153,13 +153,18 @@ fn selection_text(plan: &Plan, tested: &[&str]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let names = |ws: &[&PlannedWorkload]| {
+        ws.iter()
+            .map(|w| format!("`{}`", w.label))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut out = String::new();
     if !with_test.is_empty() {
-        let names: Vec<String> = with_test.iter().map(|w| format!("`{}`", w.label)).collect();
         let _ = write!(
             out,
             " On {}, the data set has a test split: strategies chose their phase on its held-out split, and the tables' `valid` columns are test metrics.",
-            names.join(", ")
+            names(&with_test)
         );
     }
     if !apart.is_empty() {
@@ -170,11 +175,10 @@ fn selection_text(plan: &Plan, tested: &[&str]) -> String {
         );
     }
     if !same.is_empty() {
-        let names: Vec<String> = same.iter().map(|w| format!("`{}`", w.label)).collect();
         let _ = write!(
             out,
             " On {}, multi-phase strategies chose their phase on the held-out split the tables report (`train.holdout = 0`), which flatters them.",
-            names.join(", ")
+            names(&same)
         );
     }
     out
