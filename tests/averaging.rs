@@ -59,7 +59,12 @@ fn run(
     let (model, _) = registry.model("mlp", &json!({"hidden": [16]})).unwrap();
     let (mut strategy, _) = registry.strategy(strategy, &config).unwrap();
     let outcome = train::run(&mut strategy, &model, data, cfg, 5, &device, &mut Silent);
-    assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
+    assert_eq!(
+        outcome.result.status,
+        Status::Completed,
+        "{:?}",
+        outcome.result.message
+    );
     outcome
 }
 
@@ -108,7 +113,7 @@ fn swa_returns_the_mean_of_the_epoch_end_parameters_in_its_window() {
         swa.kept.iter().map(|k| k.0.as_str()).collect::<Vec<_>>(),
         ["swa.average"]
     );
-    assert_eq!(swa.phases[0].members, 1);
+    assert_eq!(swa.result.phases[0].members, 1);
 }
 
 #[test]
@@ -142,7 +147,7 @@ fn snapshot_restarts_a_cosine_each_cycle_and_evaluates_the_mean_probability() {
     let outcome = run(&registry, "snapshot", json!({"snapshots": 3}), &data, &cfg);
     let names: Vec<&str> = outcome.kept.iter().map(|k| k.0.as_str()).collect();
     assert_eq!(names, ["snapshot.1", "snapshot.2", "snapshot.3"]);
-    assert_eq!(outcome.phases[0].members, 3);
+    assert_eq!(outcome.result.phases[0].members, 3);
 
     // The ensemble's held-out loss and accuracy, from the snapshots by hand.
     let (model, _) = registry.model("mlp", &json!({"hidden": [16]})).unwrap();
@@ -172,7 +177,7 @@ fn snapshot_restarts_a_cosine_each_cycle_and_evaluates_the_mean_probability() {
     let mean = probabilities.iter().cloned().reduce(|a, b| a + b).unwrap() / 3.0;
     let loss = |p: Vec<f32>| p.iter().map(|v| -(*v as f64).ln()).sum::<f64>() / n as f64;
     let expected = loss(picked(mean.clone()));
-    let phase = &outcome.phases[0];
+    let phase = &outcome.result.phases[0];
     assert!(
         (phase.final_valid_loss - expected).abs() < 1e-4,
         "{} vs {expected}",
@@ -257,7 +262,12 @@ fn swa_on_a_batch_norm_model_recomputes_its_statistics_for_the_average() {
         ..TrainConfig::default()
     };
     let outcome = train::run(&mut strategy, &model, &data, &cfg, 2, &device, &mut Silent);
-    assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
+    assert_eq!(
+        outcome.result.status,
+        Status::Completed,
+        "{:?}",
+        outcome.result.message
+    );
     assert!(!outcome.result_state.is_empty());
 
     // The saved statistics are those of the averaged parameters, from one pass over the

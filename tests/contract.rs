@@ -106,10 +106,10 @@ fn run(registry: &Registry, name: &str, overrides: Value, epochs: u32, seed: u64
     let (strategy, _) = registry.strategy(name, &overrides).unwrap();
     let outcome = run_box(registry, strategy, epochs, seed);
     assert_eq!(
-        outcome.status,
+        outcome.result.status,
         Status::Completed,
         "{name}: {:?}",
-        outcome.message
+        outcome.result.message
     );
     outcome
 }
@@ -196,10 +196,19 @@ fn sam_takes_the_gradient_at_the_worst_nearby_point_and_counts_two_passes() {
                 &format!("sam (adaptive {adaptive}) step {step}"),
             );
         }
-        assert_eq!((sam.forward_passes, sam.backward_passes), (4, 4));
+        assert_eq!(
+            (sam.result.forward_passes, sam.result.backward_passes),
+            (4, 4)
+        );
     }
     let baseline = run(&registry, "baseline", json!({}), 2, 4);
-    assert_eq!((baseline.forward_passes, baseline.backward_passes), (2, 2));
+    assert_eq!(
+        (
+            baseline.result.forward_passes,
+            baseline.result.backward_passes
+        ),
+        (2, 2)
+    );
     assert_close(
         &at(&baseline, 0, 1),
         &sgd(&at(&baseline, 0, 0), &grad(&at(&baseline, 0, 0))),
@@ -258,9 +267,9 @@ fn shrink_perturb_starts_each_phase_from_the_shrunk_noisy_solution_and_reports_t
         noise.iter().any(|n| n.abs() > 1e-6),
         "noise was added: {noise:?}"
     );
-    assert_eq!(outcome.phases[1].start, "continue");
+    assert_eq!(outcome.result.phases[1].start, "continue");
     // Each phase's summary is of its trained parameters, not of the next phase's start.
-    for (phase, record) in outcome.phases.iter().enumerate() {
+    for (phase, record) in outcome.result.phases.iter().enumerate() {
         let trained = loss(&at(&outcome, phase as u32, 3));
         assert!(
             (record.final_train_loss - trained).abs() < 1e-5,
@@ -314,7 +323,7 @@ fn ema_reports_the_moving_average_of_the_weights() {
         at(&outcome, 0, 5),
         "the average is not the last iterate"
     );
-    assert!((outcome.phases[0].final_train_loss - loss(&average)).abs() < 1e-5);
+    assert!((outcome.result.phases[0].final_train_loss - loss(&average)).abs() < 1e-5);
 }
 
 /// An in-process strategy: trains on a zeroed batch (no gradient reaches w), or misuses the
@@ -429,7 +438,7 @@ fn momentum_path(registry: &Registry, strategy: Carry, epochs: u32) -> Vec<Vec<f
         &device,
         &mut Silent,
     );
-    assert_eq!(o.status, Status::Completed, "{:?}", o.message);
+    assert_eq!(o.result.status, Status::Completed, "{:?}", o.result.message);
     o.trajectory
         .iter()
         .filter(|p| p.step > 0)
@@ -484,7 +493,12 @@ fn a_replaced_batch_is_what_the_step_trains_on() {
         3,
         0,
     );
-    assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
+    assert_eq!(
+        outcome.result.status,
+        Status::Completed,
+        "{:?}",
+        outcome.result.message
+    );
     assert_eq!(
         at(&outcome, 0, 3),
         at(&outcome, 0, 0),
@@ -507,8 +521,8 @@ fn misusing_the_contract_fails_the_run_with_one_message() {
         ),
     ] {
         let outcome = run_box(&registry, strategy_box(Probe { mode }), 1, 0);
-        assert_eq!(outcome.status, Status::Failed, "{mode}");
-        let got = outcome.message.unwrap();
+        assert_eq!(outcome.result.status, Status::Failed, "{mode}");
+        let got = outcome.result.message.unwrap();
         assert!(got.contains(message), "{mode}: {got}");
     }
 }
@@ -571,7 +585,12 @@ fn every_callback_draws_its_own_random_numbers_and_a_seed_repeats_them() {
         let strategy = Draws::default();
         let seen = strategy.0.clone();
         let outcome = run_box(&registry, strategy_box(strategy), 1, seed);
-        assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
+        assert_eq!(
+            outcome.result.status,
+            Status::Completed,
+            "{:?}",
+            outcome.result.message
+        );
         let seen = seen.lock().unwrap().clone();
         seen
     };

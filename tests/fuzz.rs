@@ -112,7 +112,8 @@ fn suite_and_run_files_never_panic() {
             })
         }) {
             Ok(_) => parsed += 1,
-            Err(message) => {
+            Err(e) => {
+                let message = e.to_string();
                 assert!(!message.is_empty() && !message.contains('\n'), "{message}");
                 refused += 1;
             }
@@ -178,7 +179,8 @@ fn load(registry: &Registry, name: &str, config: serde_json::Value, case: &str) 
     };
     match no_panic(case, || run::load_data(registry, &dataset, &device)) {
         Ok(_) => true,
-        Err(message) => {
+        Err(e) => {
+            let message = e.to_string();
             assert!(!message.contains("panicked"), "{case}: {message}");
             false
         }

@@ -54,9 +54,14 @@ fn the_loss_is_the_surface_and_persistence_escapes_where_plain_training_stays() 
                 &device,
                 &mut Silent,
             );
-            assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
-            let selected = outcome.selected_phase.unwrap() as usize;
-            outcome.phases[selected].final_train_loss
+            assert_eq!(
+                outcome.result.status,
+                Status::Completed,
+                "{:?}",
+                outcome.result.message
+            );
+            let selected = outcome.result.selected_phase.unwrap() as usize;
+            outcome.result.phases[selected].final_train_loss
         };
         let plain = final_loss("baseline");
         assert!(

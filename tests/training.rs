@@ -56,14 +56,19 @@ fn a_few_epochs_reduce_the_loss() {
     let (registry, device, data) = setup();
     let (mut strategy, _) = registry.strategy("baseline", &json!({})).unwrap();
     let outcome = train(&registry, &mut strategy, &data, &device, 5);
-    assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
-    let epochs = &outcome.phases[0].epochs;
+    assert_eq!(
+        outcome.result.status,
+        Status::Completed,
+        "{:?}",
+        outcome.result.message
+    );
+    let epochs = &outcome.result.phases[0].epochs;
     assert!(
         epochs.last().unwrap().train_loss < 0.8 * epochs[0].train_loss,
         "{epochs:?}"
     );
-    assert_eq!(outcome.steps, 20);
-    assert_eq!(outcome.examples, 2000);
+    assert_eq!(outcome.result.steps, 20);
+    assert_eq!(outcome.result.examples, 2000);
     // Every epoch records the saturation of the student's one ReLU layer on the held-out split.
     for e in epochs {
         assert_eq!(e.saturation.len(), 1, "{e:?}");
@@ -83,7 +88,8 @@ fn runs_are_deterministic_for_a_seed() {
     };
     let (a, b) = (run(), run());
     let losses = |o: &Outcome| -> Vec<(f64, f64)> {
-        o.phases
+        o.result
+            .phases
             .iter()
             .flat_map(|p| p.epochs.iter().map(|e| (e.train_loss, e.valid_loss)))
             .collect()
@@ -131,7 +137,12 @@ fn phase_starts(start: PhaseStart) -> Vec<Vec<f32>> {
         seen: seen.clone(),
     });
     let outcome = train(&registry, &mut strategy, &data, &device, 2);
-    assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
+    assert_eq!(
+        outcome.result.status,
+        Status::Completed,
+        "{:?}",
+        outcome.result.message
+    );
     let seen = seen.lock().unwrap().clone();
     // The outcome's θ0 (written to init.safetensors) is where phase 0 started.
     assert_eq!(
@@ -165,7 +176,12 @@ fn full_persistent_restarts_from_theta0_and_keeps_its_anchors() {
     assert_eq!(strategy.phase_start(1).unwrap(), PhaseStart::SameInit);
     assert_eq!(strategy.phase_start(2).unwrap(), PhaseStart::SameInit);
     let outcome = train(&registry, &mut strategy, &data, &device, 2);
-    assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
+    assert_eq!(
+        outcome.result.status,
+        Status::Completed,
+        "{:?}",
+        outcome.result.message
+    );
     let kept: Vec<&str> = outcome.kept.iter().map(|(n, _, _)| n.as_str()).collect();
     for name in ["theta0", "anchor1", "anchor2", "anchor3"] {
         assert!(kept.contains(&name), "{kept:?}");
@@ -228,15 +244,15 @@ fn persistence_on_a_layer_that_never_moved_completes_and_repeats_phase_one() {
             &mut Silent,
         );
         assert_eq!(
-            outcome.status,
+            outcome.result.status,
             Status::Completed,
             "seed {seed}: {:?}",
-            outcome.message
+            outcome.result.message
         );
         let layer0 = |i: usize| outcome.trajectory[i].values[..4].to_vec(); // weight [1, 2], bias [2]
         if layer0(0) == layer0(1) {
             stuck += 1;
-            let loss = |p: usize| outcome.phases[p].final_train_loss;
+            let loss = |p: usize| outcome.result.phases[p].final_train_loss;
             assert_eq!((loss(1), loss(2)), (loss(0), loss(0)), "seed {seed}");
         }
     }
@@ -250,12 +266,12 @@ fn reinit_selects_the_phase_with_the_lowest_validation_loss() {
     let outcome = train(&registry, &mut strategy, &data, &device, 2);
     let best = (0..3)
         .min_by(|&a, &b| {
-            outcome.phases[a]
+            outcome.result.phases[a]
                 .final_valid_loss
-                .total_cmp(&outcome.phases[b].final_valid_loss)
+                .total_cmp(&outcome.result.phases[b].final_valid_loss)
         })
         .unwrap();
-    assert_eq!(outcome.selected_phase, Some(best as u32));
+    assert_eq!(outcome.result.selected_phase, Some(best as u32));
 }
 
 /// 3x32x32 images whose class (of 4) is the brightest quadrant: learnable in a few steps.
@@ -309,12 +325,12 @@ fn alexnet_and_resnet_learn_on_cpu_and_resnet_saves_its_running_statistics() {
         };
         let outcome = train::run(&mut strategy, &model, &data, &cfg, 1, &device, &mut Silent);
         assert_eq!(
-            outcome.status,
+            outcome.result.status,
             Status::Completed,
             "{name}: {:?}",
-            outcome.message
+            outcome.result.message
         );
-        let epochs = &outcome.phases[0].epochs;
+        let epochs = &outcome.result.phases[0].epochs;
         let (first, last) = (epochs[0].train_loss, epochs[epochs.len() - 1].train_loss);
         assert!(last < 0.7 * first, "{name}: train loss {first} -> {last}");
         let state: Vec<&str> = outcome
@@ -353,8 +369,13 @@ fn augmentation_changes_the_batches_deterministically_and_needs_images() {
             ..TrainConfig::default()
         };
         let outcome = train::run(&mut strategy, &model, &data, &cfg, 2, &device, &mut Silent);
-        assert_eq!(outcome.status, Status::Completed, "{:?}", outcome.message);
-        outcome.phases[0].epochs[0].train_loss
+        assert_eq!(
+            outcome.result.status,
+            Status::Completed,
+            "{:?}",
+            outcome.result.message
+        );
+        outcome.result.phases[0].epochs[0].train_loss
     };
     let augmented = run(Some(Default::default()));
     assert_eq!(
@@ -376,8 +397,9 @@ fn augmentation_changes_the_batches_deterministically_and_needs_images() {
         ..TrainConfig::default()
     };
     let outcome = train::run(&mut strategy, &mlp, &tabular, &cfg, 0, &device, &mut Silent);
-    assert_eq!(outcome.status, Status::Failed);
+    assert_eq!(outcome.result.status, Status::Failed);
     assert!(outcome
+        .result
         .message
         .unwrap()
         .contains("train.augment needs image inputs"));
@@ -401,11 +423,12 @@ fn with_a_holdout_phases_are_chosen_on_examples_the_run_does_not_report() {
         };
         let (mut reinit, _) = registry.strategy("reinit", &json!({})).unwrap();
         let o = train::run(&mut reinit, &model, &data, &cfg, 3, &device, &mut Silent);
-        assert_eq!(o.status, Status::Completed, "{:?}", o.message);
+        assert_eq!(o.result.status, Status::Completed, "{:?}", o.result.message);
         o
     };
     let apart = run(0.5);
     let select: Vec<f64> = apart
+        .result
         .phases
         .iter()
         .map(|p| p.final_select_loss.unwrap())
@@ -414,18 +437,18 @@ fn with_a_holdout_phases_are_chosen_on_examples_the_run_does_not_report() {
         .min_by(|&a, &b| select[a].total_cmp(&select[b]))
         .unwrap();
     assert_eq!(
-        apart.selected_phase,
+        apart.result.selected_phase,
         Some(best as u32),
         "chosen by the selection part"
     );
-    for p in &apart.phases {
+    for p in &apart.result.phases {
         // Curves and final metrics are on the reported part; selection saw other examples.
         assert_eq!(p.epochs.last().unwrap().valid_loss, p.final_valid_loss);
         assert_ne!(p.final_select_loss, Some(p.final_valid_loss));
     }
     // The same phases trained: only what is measured on the held-out split differs.
     let same = run(0.0);
-    for (a, s) in apart.phases.iter().zip(&same.phases) {
+    for (a, s) in apart.result.phases.iter().zip(&same.result.phases) {
         assert_eq!(a.final_train_loss, s.final_train_loss);
         assert_eq!(s.final_select_loss, None);
         assert_ne!(a.final_valid_loss, s.final_valid_loss);
@@ -436,7 +459,7 @@ fn with_a_holdout_phases_are_chosen_on_examples_the_run_does_not_report() {
     };
     let (mut baseline, _) = registry.strategy("baseline", &json!({})).unwrap();
     let o = train::run(&mut baseline, &model, &data, &cfg, 3, &device, &mut Silent);
-    let message = o.message.unwrap();
+    let message = o.result.message.unwrap();
     assert!(
         message.contains("keeps 0 of the 100 held-out examples"),
         "{message}"
@@ -479,15 +502,18 @@ fn with_a_test_split_runs_select_on_valid_and_report_test_and_selection_alone_ga
             &device,
             3,
         );
-        assert_eq!(o.status, Status::Completed, "{:?}", o.message);
+        assert_eq!(o.result.status, Status::Completed, "{:?}", o.result.message);
         o
     };
     let (one, three) = (run(1), run(3));
     // Best of three identical phases on valid reports what one phase reports on test.
-    let selected = &three.phases[three.selected_phase.unwrap() as usize];
-    assert_eq!(selected.final_valid_loss, one.phases[0].final_valid_loss);
-    for p in &three.phases {
-        assert_eq!(p.final_select_loss, one.phases[0].final_select_loss);
+    let selected = &three.result.phases[three.result.selected_phase.unwrap() as usize];
+    assert_eq!(
+        selected.final_valid_loss,
+        one.result.phases[0].final_valid_loss
+    );
+    for p in &three.result.phases {
+        assert_eq!(p.final_select_loss, one.result.phases[0].final_select_loss);
         // selection saw valid, the reported metric is on other examples
         assert_ne!(p.final_select_loss, Some(p.final_valid_loss));
         assert_eq!(p.epochs.last().unwrap().valid_loss, p.final_valid_loss);
@@ -512,5 +538,5 @@ fn with_a_test_split_runs_select_on_valid_and_report_test_and_selection_alone_ga
         &device,
         &mut Silent,
     );
-    assert!(o.message.unwrap().contains("has a test split"));
+    assert!(o.result.message.unwrap().contains("has a test split"));
 }

@@ -166,7 +166,7 @@ fn loads(registry: &Registry, name: &str, config: Value) -> Verdict {
         },
     ) {
         Ok(_) => Verdict::Pass,
-        Err(e) => Verdict::Skip(e),
+        Err(e) => Verdict::Skip(e.to_string()),
     }
 }
 
@@ -227,14 +227,14 @@ fn check_training(registry: &Registry, name: &str, check: &mut impl FnMut(&'stat
     };
     let data = match run::load_data(registry, &config.dataset, &device) {
         Ok(data) => data,
-        Err(e) => return check(what, Verdict::Skip(e)),
+        Err(e) => return check(what, Verdict::Skip(e.to_string())),
     };
     let train =
         |gradients: &mut GradientChecks| run::execute(registry, &config, &data, "cpu", gradients).0;
     let mut gradients = GradientChecks::default();
     let first = train(&mut gradients);
-    let losses = epoch_losses(&first.phases);
-    let verdict = trained(first.status, &first.message, &losses);
+    let losses = epoch_losses(&first.result.phases);
+    let verdict = trained(first.result.status, &first.result.message, &losses);
     let completed = verdict == Verdict::Pass;
     check(what, verdict);
     if !completed {
@@ -242,7 +242,7 @@ fn check_training(registry: &Registry, name: &str, check: &mut impl FnMut(&'stat
     }
     check(GRADIENT, gradients.verdict());
     // Checked again, so that both runs reseed the backend's generator at the same steps.
-    let second = epoch_losses(&train(&mut GradientChecks::default()).phases);
+    let second = epoch_losses(&train(&mut GradientChecks::default()).result.phases);
     let verdict = match second.iter().zip(&losses).position(|(a, b)| a.to_bits() != b.to_bits()) {
         None if second.len() == losses.len() => Verdict::Pass,
         None => Verdict::Fail(format!("{} epochs, then {}", losses.len(), second.len())),
@@ -302,8 +302,8 @@ fn check_model(registry: &Registry, name: &str, check: &mut impl FnMut(&'static 
         &device,
         &mut gradients,
     );
-    let losses = epoch_losses(&outcome.phases);
-    let verdict = trained(outcome.status, &outcome.message, &losses);
+    let losses = epoch_losses(&outcome.result.phases);
+    let verdict = trained(outcome.result.status, &outcome.result.message, &losses);
     let completed = verdict == Verdict::Pass;
     check(what, verdict);
     if completed {

@@ -18,6 +18,7 @@ pub mod commands;
 pub mod conformance;
 pub mod containment;
 pub mod device;
+pub mod error;
 pub mod kernels;
 pub mod log;
 pub mod plugin;
@@ -30,6 +31,7 @@ pub mod suite;
 pub mod surface;
 pub mod train;
 
+pub use error::Error;
 pub use pn_plugin_api::component::payload_message as panic_message;
 
 thread_local! {

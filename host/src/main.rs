@@ -14,6 +14,7 @@ use pn_host::plugin::registry::{Kind, Registry};
 use pn_host::run::RunChoices;
 use pn_host::suite::execute::SuiteOptions;
 use pn_host::suite::{self, slurm};
+use pn_host::Error;
 
 /// mimalloc instead of the system allocator: a training step allocates and frees many
 /// tensor-sized buffers (a megabyte and more), which glibc's allocator serves with fresh
@@ -41,7 +42,7 @@ fn suite_options(
     pool: &PoolArgs,
     shard: Option<(usize, usize)>,
     retry_failed: bool,
-) -> Result<SuiteOptions, String> {
+) -> Result<SuiteOptions, Error> {
     Ok(SuiteOptions {
         out,
         device: global.device.clone(),
@@ -58,7 +59,7 @@ fn suite_command(
     registry: &Registry,
     global: &Global,
     command: &SuiteCommand,
-) -> Result<bool, String> {
+) -> Result<bool, Error> {
     match command {
         SuiteCommand::Run(args) => {
             let suite = commands::suite::read(registry, &args.file)?;
@@ -91,7 +92,7 @@ fn suite_command(
     }
 }
 
-fn main_inner(cli: Cli) -> Result<bool, String> {
+fn main_inner(cli: Cli) -> Result<bool, Error> {
     let global = &cli.global;
     pn_host::log::set_verbosity(if global.quiet {
         0

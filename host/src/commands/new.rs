@@ -3,12 +3,13 @@
 
 use std::path::Path;
 
+use crate::error::Error;
 use crate::plugin::registry::Kind;
 use crate::scaffold;
 
 /// Writes a new `kind` plugin crate `name` in `dir`, against the pn-plugin-api folder `api`
 /// (default: this checkout's), and prints where it went and how to build and load it.
-pub fn new_plugin(kind: Kind, name: &str, dir: &Path, api: Option<&Path>) -> Result<(), String> {
+pub fn new_plugin(kind: Kind, name: &str, dir: &Path, api: Option<&Path>) -> Result<(), Error> {
     let api = scaffold::find_api(api)?;
     let written = scaffold::write(kind, name, dir, &api)?;
     let joined = match written.workspace == written.root {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::conformance::{self, Verdict};
+use crate::error::Error;
 use crate::plugin::registry::{plugins_in, Registry};
 
 /// The folders to load every `.so` of: `explicit` (the `--plugin-dir` flags), else `plugins/`
@@ -24,11 +25,11 @@ pub fn plugin_dirs(explicit: &[PathBuf]) -> Vec<PathBuf> {
 pub fn load(
     files: &[PathBuf],
     explicit_dirs: &[PathBuf],
-) -> Result<(Registry, Vec<PathBuf>), String> {
+) -> Result<(Registry, Vec<PathBuf>), Error> {
     let dirs = plugin_dirs(explicit_dirs);
     for dir in explicit_dirs {
         if !dir.is_dir() {
-            return Err(format!("plugin directory not found: {}", dir.display()));
+            return Err(format!("plugin directory not found: {}", dir.display()).into());
         }
     }
     let registry = Registry::load(files, &dirs)?;
@@ -48,7 +49,7 @@ pub fn list(registry: &Registry, dirs: &[PathBuf]) -> bool {
 }
 
 /// `plugins check`: loads one file alone and prints what it provides.
-pub fn check(file: &Path) -> Result<(), String> {
+pub fn check(file: &Path) -> Result<(), Error> {
     let registry = Registry::load(&[file.to_path_buf()], &[])?;
     describe(&registry);
     Ok(())
@@ -61,7 +62,7 @@ pub fn test(
     plugins: &[PathBuf],
     files: &[PathBuf],
     explicit_dirs: &[PathBuf],
-) -> Result<bool, String> {
+) -> Result<bool, Error> {
     let explicit: Vec<PathBuf> = plugins.iter().chain(files).cloned().collect();
     let registry = Registry::load(&explicit, &plugin_dirs(explicit_dirs))?;
     let (mut failed, mut total) = (0, 0);

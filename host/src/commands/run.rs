@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::containment;
+use crate::error::Error;
 use crate::plugin::registry::Registry;
 use crate::progress::{finish, Bar};
 use crate::run::{self, RunChoices, RunConfig, RunRecord};
@@ -19,7 +20,7 @@ pub fn run(
     out: &Path,
     device: &str,
     quiet: bool,
-) -> Result<bool, String> {
+) -> Result<bool, Error> {
     let config = run::assemble_config(choices)?;
     config.train.validate()?;
     // Every component builds from its config before a run folder exists: a mistake there is
@@ -46,7 +47,7 @@ pub fn run(
             .join("run.json")
             .display()
     );
-    Ok(record.status == Status::Completed)
+    Ok(record.result.status == Status::Completed)
 }
 
 /// Trains one run with a progress bar, writes its folder under `dir` and prints its last line
@@ -58,13 +59,13 @@ fn execute_and_save(
     device: &str,
     quiet: bool,
     dir: &Path,
-) -> Result<RunRecord, String> {
+) -> Result<RunRecord, Error> {
     let label = format!("{} seed {}", config.strategy.name, config.seed);
     let mut bar = Bar::new(label, quiet);
     let (record, outcome) = run::execute(registry, config, data, device, &mut bar);
     let line = finish(bar, &record);
     run::write_run(&dir.join(run::run_dir_name(config)), &record, &outcome)?;
-    if record.status == Status::Completed {
+    if record.result.status == Status::Completed {
         if !quiet {
             crate::errln!("{line}");
         }

@@ -5,16 +5,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::error::Error;
 use crate::plugin::registry::Registry;
 use crate::report;
 use crate::results::Store;
 use crate::suite::execute::{self, SuiteOptions};
-use crate::suite::{pool, slurm, Suite};
+use crate::suite::{slurm, worker, Suite};
 
 /// Reads and checks a suite file.
-pub fn read(registry: &Registry, file: &Path) -> Result<Suite, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read suite file {}: {e}", file.display()))?;
+pub fn read(registry: &Registry, file: &Path) -> Result<Suite, Error> {
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io("read suite file", file, e))?;
     Suite::parse(&text, &file.display().to_string(), registry)
 }
 
@@ -30,16 +30,18 @@ pub fn default_jobs() -> usize {
 }
 
 /// A `--timeout` value as a duration.
-pub fn seconds(value: f64) -> Result<Duration, String> {
+pub fn seconds(value: f64) -> Result<Duration, Error> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("--timeout must be a positive number of seconds, got {value}"))
+        .ok_or_else(|| {
+            format!("--timeout must be a positive number of seconds, got {value}").into()
+        })
 }
 
 /// Executes `suite` and prints its table and report path (or, for a shard, how to report once
 /// every shard is done); `false` when a run did not complete.
-pub fn run(registry: &Registry, suite: Suite, options: &SuiteOptions) -> Result<bool, String> {
+pub fn run(registry: &Registry, suite: Suite, options: &SuiteOptions) -> Result<bool, Error> {
     let result = execute::execute(registry, suite, options)?;
     match (&result.report, options.shard) {
         (Some(report), _) => {
@@ -60,7 +62,7 @@ pub fn run(registry: &Registry, suite: Suite, options: &SuiteOptions) -> Result<
 
 /// `suite report`: writes the report of a suite directory and prints its table and path;
 /// `false` when runs are missing.
-pub fn report(dir: &Path) -> Result<bool, String> {
+pub fn report(dir: &Path) -> Result<bool, Error> {
     let store = Store::open(dir)?;
     let report = report::write(&store)?;
     crate::outln!("{}", report.table());
@@ -70,7 +72,7 @@ pub fn report(dir: &Path) -> Result<bool, String> {
 
 /// `suite slurm`: warns about a CPU count the partition may not have, writes the scripts and
 /// prints how to submit them.
-pub fn slurm(job: &slurm::Slurm) -> Result<(), String> {
+pub fn slurm(job: &slurm::Slurm) -> Result<(), Error> {
     if let Some(warning) = slurm::cpu_warning(job.cpus, job.partition) {
         crate::errln!("warning: {warning}");
     }
@@ -83,6 +85,6 @@ pub fn slurm(job: &slurm::Slurm) -> Result<(), String> {
 }
 
 /// `suite worker` (internal): executes the runs sent on stdin into the suite directory `dir`.
-pub fn worker(registry: &Registry, dir: &Path, device: &str) -> Result<(), String> {
-    pool::worker(registry, &Store::create(dir)?, device)
+pub fn worker(registry: &Registry, dir: &Path, device: &str) -> Result<(), Error> {
+    worker::worker(registry, &Store::create(dir)?, device)
 }

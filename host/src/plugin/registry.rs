@@ -8,6 +8,7 @@ use pn_plugin_api::abi::{ComponentDecl, DatasetBox, ModelBox, StrategyBox};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::error::Error;
 use crate::plugin::loader::{load, LoadError, LoadedPlugin};
 
 /// Where the plugins came from, recorded with every run.
@@ -81,16 +82,16 @@ pub fn plugins_in(dir: &Path) -> Vec<PathBuf> {
 impl Registry {
     /// Loads `explicit` plugin files (any failure is an error) and every `.so` in `dirs`
     /// (a broken file there is skipped with a warning). A file is loaded once however it is named.
-    pub fn load(explicit: &[PathBuf], dirs: &[PathBuf]) -> Result<Self, String> {
+    pub fn load(explicit: &[PathBuf], dirs: &[PathBuf]) -> Result<Self, Error> {
         let mut registry = Registry::default();
         for path in explicit {
-            registry.add(path).map_err(|e| e.to_string())?;
+            registry.add(path)?;
         }
         for dir in dirs {
             for path in plugins_in(dir) {
                 match registry.add(&path) {
                     Ok(()) => {}
-                    Err(e @ LoadError::Duplicate(_)) => return Err(e.to_string()),
+                    Err(e @ LoadError::Duplicate(_)) => return Err(e.into()),
                     Err(e) => {
                         crate::log::log(pn_plugin_api::LogLevel::Warn, &format!("skipping {e}"))
                     }
@@ -239,32 +240,32 @@ impl Registry {
 
     /// Builds strategy `name` with `overrides` on its defaults; returns it and its full config.
     pub fn strategy(&self, name: &str, overrides: &Value) -> Result<(StrategyBox, Value), String> {
-        let e = self
-            .strategies
-            .iter()
-            .find(|e| e.decl.name == name)
-            .ok_or_else(|| self.unknown(Kind::Strategy, name))?;
-        create(&e.decl, Kind::Strategy, overrides)
+        self.build(&self.strategies, Kind::Strategy, name, overrides)
     }
 
     /// Builds model `name` with `overrides` on its defaults.
     pub fn model(&self, name: &str, overrides: &Value) -> Result<(ModelBox, Value), String> {
-        let e = self
-            .models
-            .iter()
-            .find(|e| e.decl.name == name)
-            .ok_or_else(|| self.unknown(Kind::Model, name))?;
-        create(&e.decl, Kind::Model, overrides)
+        self.build(&self.models, Kind::Model, name, overrides)
     }
 
     /// Builds data set `name` with `overrides` on its defaults.
     pub fn dataset(&self, name: &str, overrides: &Value) -> Result<(DatasetBox, Value), String> {
-        let e = self
-            .datasets
+        self.build(&self.datasets, Kind::Dataset, name, overrides)
+    }
+
+    /// Builds component `name` of `entries` (of `kind`) with `overrides` on its defaults.
+    fn build<T>(
+        &self,
+        entries: &[Entry<T>],
+        kind: Kind,
+        name: &str,
+        overrides: &Value,
+    ) -> Result<(T, Value), String> {
+        let e = entries
             .iter()
             .find(|e| e.decl.name == name)
-            .ok_or_else(|| self.unknown(Kind::Dataset, name))?;
-        create(&e.decl, Kind::Dataset, overrides)
+            .ok_or_else(|| self.unknown(kind, name))?;
+        create(&e.decl, kind, overrides)
     }
 }
 

@@ -1,19 +1,20 @@
 //! The report's figures: gathers per-seed curves, final values and steps to target from the
 //! runs, and has [`crate::report::plots`] draw them into `plots/`.
 
+use crate::error::Error;
 use crate::report::plots::{self, Curve, Group, Profile};
 use crate::report::stats;
 use crate::results::{metric_rows, MetricRow, RunState, Store};
 use crate::run::RunRecord;
-use crate::suite::Budget;
+use crate::suite::{Budget, Metric, Plan, PlannedWorkload};
 
 use crate::report::summary::*;
 
 /// Draws the plots of a report into `dir/plots`.
-pub fn draw(store: &Store, report: &Report) -> Result<(), String> {
+pub fn draw(store: &Store, report: &Report) -> Result<(), Error> {
     let plan = &report.plan;
     let dir = store.dir.join("plots");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
     let mut profile: Vec<Vec<f64>> = vec![vec![]; plan.strategies.len()];
     for w in &plan.workloads {
         let metric = compared_metric(w);
@@ -32,15 +33,7 @@ pub fn draw(store: &Store, report: &Report) -> Result<(), String> {
         let mut finals = vec![];
         let mut medians = vec![];
         for (color, s) in plan.strategies.iter().enumerate() {
-            let records: Vec<RunRecord> = select(plan, w, s, view)
-                .iter()
-                .filter_map(
-                    |id| match store.state(plan.runs.iter().find(|r| &r.id == id)?, None) {
-                        RunState::Finished(r) => Some(*r),
-                        _ => None,
-                    },
-                )
-                .collect();
+            let records = finished(store, plan, select(plan, w, s, view));
             let per_run: Vec<Vec<MetricRow>> = records.iter().map(metric_rows).collect();
             let longest = per_run
                 .iter()
@@ -53,48 +46,7 @@ pub fn draw(store: &Store, report: &Report) -> Result<(), String> {
                     phase_marks.push(at);
                 }
             }
-            let mut curve = Curve {
-                label: s.clone(),
-                color,
-                x: vec![],
-                mean: vec![],
-                low: vec![],
-                high: vec![],
-            };
-            for (i, row) in longest.iter().enumerate() {
-                if i > 0 && longest[i - 1].phase != row.phase {
-                    // Each phase is its own trajectory: break the line between phases.
-                    for v in [
-                        &mut curve.x,
-                        &mut curve.mean,
-                        &mut curve.low,
-                        &mut curve.high,
-                    ] {
-                        v.push(f64::NAN);
-                    }
-                }
-                let mut at: Vec<f64> = per_run
-                    .iter()
-                    .filter_map(|r| r.get(i).and_then(|row| row_metric(metric, row)))
-                    .filter(|v| v.is_finite())
-                    .collect();
-                at.sort_by(f64::total_cmp);
-                curve.x.push(row.step as f64);
-                curve.mean.push(if log_y {
-                    // Losses span decades: their mean on a log axis is the geometric mean.
-                    mean(
-                        &at.iter()
-                            .map(|v| v.max(f64::MIN_POSITIVE).ln())
-                            .collect::<Vec<_>>(),
-                    )
-                    .exp()
-                } else {
-                    mean(&at)
-                });
-                curve.low.push(stats::quantile(&at, 0.25));
-                curve.high.push(stats::quantile(&at, 0.75));
-            }
-            curves.push(curve);
+            curves.push(curve(s, color, &per_run, &longest, metric, log_y));
             finals.push(Group {
                 label: s.clone(),
                 color,
@@ -103,19 +55,7 @@ pub fn draw(store: &Store, report: &Report) -> Result<(), String> {
                     .filter_map(|r| metric_of(metric, r))
                     .collect(),
             });
-            let steps: Vec<f64> = records
-                .iter()
-                .map(|r| {
-                    w.target
-                        .and_then(|t| to_target(r, t.metric, t.value))
-                        .map_or(f64::INFINITY, |h| h.0)
-                })
-                .collect();
-            medians.push(if steps.is_empty() {
-                f64::INFINITY
-            } else {
-                stats::median(&steps)
-            });
+            medians.push(median_steps_to_target(w, &records));
         }
         let name = metric.name();
         plots::learning_curves(
@@ -165,4 +105,88 @@ pub fn draw(store: &Store, report: &Report) -> Result<(), String> {
         )?;
     }
     Ok(())
+}
+
+/// The finished runs among `ids`.
+fn finished(store: &Store, plan: &Plan, ids: Vec<String>) -> Vec<RunRecord> {
+    ids.iter()
+        .filter_map(
+            |id| match store.state(plan.runs.iter().find(|r| &r.id == id)?, None) {
+                RunState::Finished(r) => Some(*r),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// The learning curve of one strategy: at each row of its longest run, the mean over seeds
+/// (geometric for losses) and the band from the 25th to the 75th percentile.
+fn curve(
+    label: &str,
+    color: usize,
+    per_run: &[Vec<MetricRow>],
+    longest: &[MetricRow],
+    metric: Metric,
+    log_y: bool,
+) -> Curve {
+    let mut curve = Curve {
+        label: label.to_string(),
+        color,
+        x: vec![],
+        mean: vec![],
+        low: vec![],
+        high: vec![],
+    };
+    for (i, row) in longest.iter().enumerate() {
+        if i > 0 && longest[i - 1].phase != row.phase {
+            // Each phase is its own trajectory: break the line between phases.
+            for v in [
+                &mut curve.x,
+                &mut curve.mean,
+                &mut curve.low,
+                &mut curve.high,
+            ] {
+                v.push(f64::NAN);
+            }
+        }
+        let mut at: Vec<f64> = per_run
+            .iter()
+            .filter_map(|r| r.get(i).and_then(|row| row_metric(metric, row)))
+            .filter(|v| v.is_finite())
+            .collect();
+        at.sort_by(f64::total_cmp);
+        curve.x.push(row.step as f64);
+        curve.mean.push(if log_y {
+            // Losses span decades: their mean on a log axis is the geometric mean.
+            mean(
+                &at.iter()
+                    .map(|v| v.max(f64::MIN_POSITIVE).ln())
+                    .collect::<Vec<_>>(),
+            )
+            .exp()
+        } else {
+            mean(&at)
+        });
+        curve.low.push(stats::quantile(&at, 0.25));
+        curve.high.push(stats::quantile(&at, 0.75));
+    }
+    curve
+}
+
+/// The median over `records` of the steps to the workload's target (infinite for a seed that
+/// never reaches it, or without runs).
+fn median_steps_to_target(w: &PlannedWorkload, records: &[RunRecord]) -> f64 {
+    let steps: Vec<f64> = records
+        .iter()
+        .map(|r| {
+            w.target
+                .and_then(|t| to_target(r, t.metric, t.value))
+                .map_or(f64::INFINITY, |h| h.0)
+        })
+        .collect();
+    if steps.is_empty() {
+        f64::INFINITY
+    } else {
+        stats::median(&steps)
+    }
 }

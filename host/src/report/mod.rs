@@ -1,10 +1,11 @@
 //! Suite reports: the summary over seeds ([`summary`]), every pair of strategies ([`pairs`]),
-//! the statistics behind them ([`stats`]), the text ([`render`]: terminal table, CSV,
-//! markdown), the figures ([`figures`], drawn by [`plots`]), the runs still missing
+//! the statistics behind them ([`stats`]), the text ([`render`]: terminal table and CSV,
+//! [`markdown`]), the figures ([`figures`], drawn by [`plots`]), the runs still missing
 //! ([`missing`]), the page for a browser ([`html`]) and the tuning section ([`tuning`]).
 
 pub mod figures;
 pub mod html;
+pub mod markdown;
 pub mod missing;
 pub mod pairs;
 pub mod plots;
@@ -17,13 +18,14 @@ pub use summary::*;
 
 use std::path::Path;
 
+use crate::error::Error;
 use crate::results::Store;
 
 /// Builds the report of `store` and writes `summary.csv`, the plots, `report.md` and
 /// `report.html` (and `tuning.csv`, one row per trial, for a suite with tuning).
-pub fn write(store: &Store) -> Result<Report, String> {
+pub fn write(store: &Store) -> Result<Report, Error> {
     let report = Report::build(store)?;
-    let meta = render::runs_meta(store, &report);
+    let meta = markdown::runs_meta(store, &report);
     crate::run::write_atomic(&store.dir.join("summary.csv"), &report.csv()?)?;
     figures::draw(store, &report)?;
     tuning::draw(&store.dir.join("plots"), &report)?;

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::error::Error;
 use crate::report::missing::Missing;
 use crate::report::pairs::{pair_table, PairTable};
 use crate::report::stats::{self, Paired, Summary};
@@ -111,8 +112,8 @@ pub(super) struct Loaded<'a> {
 }
 
 pub(super) fn metric_of(metric: Metric, r: &RunRecord) -> Option<f64> {
-    let m = r.final_metrics.as_ref()?;
-    (r.status == Status::Completed).then_some(())?;
+    let m = r.result.final_metrics.as_ref()?;
+    (r.result.status == Status::Completed).then_some(())?;
     match metric {
         Metric::TrainLoss => Some(m.train_loss),
         Metric::ValidLoss => Some(m.valid_loss),
@@ -138,10 +139,16 @@ pub(super) fn to_target(r: &RunRecord, metric: Metric, target: f64) -> Option<(f
     {
         return Some((row.step as f64, row.elapsed_s));
     }
-    let selected = r.selected_phase? as usize;
+    let selected = r.result.selected_phase? as usize;
     metric_of(metric, r).filter(|&v| metric.meets(v, target))?;
-    let steps: u64 = r.phases.iter().take(selected + 1).map(|p| p.steps).sum();
-    Some((steps as f64, r.wall_time_s))
+    let steps: u64 = r
+        .result
+        .phases
+        .iter()
+        .take(selected + 1)
+        .map(|p| p.steps)
+        .sum();
+    Some((steps as f64, r.result.wall_time_s))
 }
 
 /// The metric a workload's tables compare: its target's, else the training loss.
@@ -151,7 +158,7 @@ pub fn compared_metric(w: &PlannedWorkload) -> Metric {
 
 impl Report {
     /// Reads every planned run's result from `store`.
-    pub fn build(store: &Store) -> Result<Self, String> {
+    pub fn build(store: &Store) -> Result<Self, Error> {
         let mut plan = store.read_plan()?;
         // Another shard may have finished the trials since this plan was written.
         crate::suite::tuning::resolve(&mut plan, |run| store.result(run, None));
@@ -261,10 +268,10 @@ pub(super) fn summarise(
 ) -> Row {
     let metric = compared_metric(l.workload);
     let done: Vec<&RunRecord> = l.records.iter().flatten().collect();
-    let count = |s: Status| done.iter().filter(|r| r.status == s).count();
+    let count = |s: Status| done.iter().filter(|r| r.result.status == s).count();
     let completed: Vec<&&RunRecord> = done
         .iter()
-        .filter(|r| r.status == Status::Completed && r.final_metrics.is_some())
+        .filter(|r| r.result.status == Status::Completed && r.result.final_metrics.is_some())
         .collect();
     let values = |f: &dyn Fn(&RunRecord) -> Option<f64>| -> Vec<f64> {
         completed.iter().filter_map(|r| f(r)).collect()
@@ -303,11 +310,16 @@ pub(super) fn summarise(
         diverged: count(Status::Diverged),
         failed: count(Status::Failed),
         missing: l.records.iter().filter(|r| r.is_none()).count(),
-        steps: mean(&done.iter().map(|r| r.steps as f64).collect::<Vec<_>>()),
+        steps: mean(
+            &done
+                .iter()
+                .map(|r| r.result.steps as f64)
+                .collect::<Vec<_>>(),
+        ),
         passes: {
             let counted: Vec<f64> = done
                 .iter()
-                .map(|r| (r.forward_passes + r.backward_passes) as f64)
+                .map(|r| (r.result.forward_passes + r.result.backward_passes) as f64)
                 .filter(|&p| p > 0.0)
                 .collect();
             (!counted.is_empty()).then(|| mean(&counted))
@@ -329,7 +341,12 @@ pub(super) fn summarise(
         time_to_target_s: (!time_to.is_empty())
             .then(|| stats::median(&time_to))
             .and_then(finite),
-        wall_time_s: mean(&done.iter().map(|r| r.wall_time_s).collect::<Vec<_>>()),
+        wall_time_s: mean(
+            &done
+                .iter()
+                .map(|r| r.result.wall_time_s)
+                .collect::<Vec<_>>(),
+        ),
         paired,
     }
 }

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::error::Error;
 use crate::report::plots::{self, Sensitivity};
 use crate::report::{compared_metric, Report};
 use crate::run::RunRecord;
@@ -199,7 +200,7 @@ pub fn terminal(report: &Report) -> String {
 
 /// `tuning.csv`: one row per trial (workload, strategy, trial, its settings as JSON, its score,
 /// whether it was chosen); None without tuning.
-pub fn csv(report: &Report) -> Result<Option<Vec<u8>>, String> {
+pub fn csv(report: &Report) -> Result<Option<Vec<u8>>, Error> {
     if report.plan.tuning.is_none() {
         return Ok(None);
     }
@@ -228,11 +229,11 @@ pub fn csv(report: &Report) -> Result<Option<Vec<u8>>, String> {
             .map_err(e)?;
         }
     }
-    w.into_inner().map(Some).map_err(|e| e.to_string())
+    w.into_inner().map(Some).map_err(|e| e.to_string().into())
 }
 
 /// Draws one sensitivity plot per tuned setting whose trials are all done, into `dir`.
-pub fn draw(dir: &Path, report: &Report) -> Result<(), String> {
+pub fn draw(dir: &Path, report: &Report) -> Result<(), Error> {
     for r in &report.tuning {
         let (Some(scores), Some(w)) = (
             &r.scores,

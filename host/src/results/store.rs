@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::plugin::registry::Registry;
 use crate::run::{self, RunConfig, RunRecord};
 use crate::suite::plan::{Plan, PlannedRun};
@@ -50,19 +51,19 @@ pub struct Sharding {
 
 impl Store {
     /// Opens (creating) a suite directory.
-    pub fn create(dir: &Path) -> Result<Self, String> {
-        std::fs::create_dir_all(dir.join("runs"))
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    pub fn create(dir: &Path) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir.join("runs")).map_err(|e| Error::io("create", dir, e))?;
         Ok(Self { dir: dir.into() })
     }
 
     /// Opens an existing suite directory.
-    pub fn open(dir: &Path) -> Result<Self, String> {
+    pub fn open(dir: &Path) -> Result<Self, Error> {
         if !dir.join("plan.json").is_file() {
             return Err(format!(
                 "{} is not a suite directory (no plan.json; run `pn-host suite run FILE` first)",
                 dir.display()
-            ));
+            )
+            .into());
         }
         Ok(Self { dir: dir.into() })
     }
@@ -73,23 +74,22 @@ impl Store {
     }
 
     /// Writes `plan.json` and the suite file's text (atomically).
-    pub fn write_plan(&self, plan: &Plan, source: &str) -> Result<(), String> {
+    pub fn write_plan(&self, plan: &Plan, source: &str) -> Result<(), Error> {
         let json = serde_json::to_vec_pretty(plan).map_err(|e| e.to_string())?;
         run::write_atomic(&self.dir.join("plan.json"), &json)?;
         run::write_atomic(&self.dir.join("suite.toml"), source.as_bytes())
     }
 
     /// Reads `plan.json`.
-    pub fn read_plan(&self) -> Result<Plan, String> {
+    pub fn read_plan(&self) -> Result<Plan, Error> {
         let path = self.dir.join("plan.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()).into())
     }
 
     /// Records how the plan was last split into shards (`shards.json`), so that a report can
     /// say which shard each missing run belongs to.
-    pub fn write_sharding(&self, sharding: &Sharding) -> Result<(), String> {
+    pub fn write_sharding(&self, sharding: &Sharding) -> Result<(), Error> {
         let json = serde_json::to_vec_pretty(sharding).map_err(|e| e.to_string())?;
         run::write_atomic(&self.dir.join("shards.json"), &json)
     }
@@ -122,7 +122,7 @@ impl Store {
         if config != run.config || changed_plugin {
             return RunState::Stale;
         }
-        match record.status {
+        match record.result.status {
             Status::Failed => RunState::Failed(Box::new(record)),
             _ => RunState::Finished(Box::new(record)),
         }
@@ -143,7 +143,7 @@ impl Store {
         run: &PlannedRun,
         record: &RunRecord,
         outcome: &Outcome,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let runs = self.dir.join("runs");
         let tag = format!("{}-{}", host_name(), std::process::id());
         let tmp = runs.join(format!(".tmp-{}-{tag}", run.id));
@@ -156,37 +156,30 @@ impl Store {
         if target.exists() {
             let old = runs.join(format!(".old-{}-{tag}", run.id));
             let _ = std::fs::remove_dir_all(&old);
-            std::fs::rename(&target, &old)
-                .map_err(|e| format!("cannot replace {}: {e}", target.display()))?;
+            std::fs::rename(&target, &old).map_err(|e| Error::io("replace", &target, e))?;
             let _ = std::fs::remove_dir_all(&old);
         }
-        std::fs::rename(&tmp, &target)
-            .map_err(|e| format!("cannot write {}: {e}", target.display()))
+        std::fs::rename(&tmp, &target).map_err(|e| Error::io("write", &target, e))
     }
 
     /// Takes run `id`'s lock (`locks/<id>`), waiting while another process holds it, so
     /// that one process at a time executes and writes a run: suites started twice on one
     /// directory, or shards that overlap, then never overwrite each other's results. The lock
     /// goes with the returned value (or with the process).
-    pub fn lock_run(&self, id: &str) -> Result<RunLock, String> {
+    pub fn lock_run(&self, id: &str) -> Result<RunLock, Error> {
         use std::os::fd::AsRawFd;
         let locks = self.dir.join("locks");
-        std::fs::create_dir_all(&locks)
-            .map_err(|e| format!("cannot create {}: {e}", locks.display()))?;
+        std::fs::create_dir_all(&locks).map_err(|e| Error::io("create", &locks, e))?;
         let path = locks.join(id);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            .map_err(|e| Error::io("open", &path, e))?;
         // SAFETY: flock on a file descriptor this function owns.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(format!(
-                "cannot lock {}: {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            ));
+            return Err(Error::io("lock", &path, std::io::Error::last_os_error()));
         }
         Ok(RunLock(file))
     }
@@ -198,7 +191,7 @@ impl Store {
         run: &PlannedRun,
         record: &RunRecord,
         outcome: &Outcome,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let _lock = self.lock_run(&run.id)?;
         if matches!(self.state(run, None), RunState::Finished(_)) {
             return Ok(());
@@ -274,7 +267,7 @@ pub struct MetricRow {
 pub fn metric_rows(record: &RunRecord) -> Vec<MetricRow> {
     let mut rows = vec![];
     let mut before = 0u64;
-    for (p, phase) in record.phases.iter().enumerate() {
+    for (p, phase) in record.result.phases.iter().enumerate() {
         let per_epoch = phase.steps / phase.epochs.len().max(1) as u64;
         for e in &phase.epochs {
             rows.push(MetricRow {
@@ -299,7 +292,7 @@ pub fn metric_rows(record: &RunRecord) -> Vec<MetricRow> {
     rows
 }
 
-fn write_metrics(dir: &Path, record: &RunRecord) -> Result<(), String> {
+fn write_metrics(dir: &Path, record: &RunRecord) -> Result<(), Error> {
     let rows = metric_rows(record);
     let mut csv = csv::Writer::from_writer(vec![]);
     let mut jsonl = vec![];

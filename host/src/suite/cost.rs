@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::error::Error;
 use crate::results::Store;
 use crate::run::RunConfig;
 use crate::suite::pool::{self, PoolOptions};
@@ -42,7 +43,7 @@ impl StepCosts {
 
     /// Runs the `probes` with workers as `pool` says (its `worker_args` are the global flags
     /// only: the probes get a folder of their own) and reads what their steps cost.
-    pub fn measure(probes: &[PlannedRun], pool: &PoolOptions) -> Result<Self, String> {
+    pub fn measure(probes: &[PlannedRun], pool: &PoolOptions) -> Result<Self, Error> {
         let dir = std::env::temp_dir().join(format!("pn-step-costs-{}", std::process::id()));
         let result = measure_in(probes, pool, &dir);
         let _ = std::fs::remove_dir_all(&dir);
@@ -75,7 +76,7 @@ pub fn probes(suite: &Suite) -> Vec<PlannedRun> {
     probes
 }
 
-fn measure_in(probes: &[PlannedRun], pool: &PoolOptions, dir: &Path) -> Result<StepCosts, String> {
+fn measure_in(probes: &[PlannedRun], pool: &PoolOptions, dir: &Path) -> Result<StepCosts, Error> {
     let _ = std::fs::remove_dir_all(dir);
     let store = Store::create(dir)?;
     let mut options = pool.clone();
@@ -88,12 +89,13 @@ fn measure_in(probes: &[PlannedRun], pool: &PoolOptions, dir: &Path) -> Result<S
     for probe in probes {
         let record = store.result(probe, None);
         let cost = match &record {
-            Some(r) if r.status == Status::Completed && r.steps > 0 => {
-                (r.forward_passes + r.backward_passes) as f64 / (2 * r.steps) as f64
+            Some(r) if r.result.status == Status::Completed && r.result.steps > 0 => {
+                (r.result.forward_passes + r.result.backward_passes) as f64
+                    / (2 * r.result.steps) as f64
             }
             _ => {
                 let why = record
-                    .and_then(|r| r.message)
+                    .and_then(|r| r.result.message)
                     .unwrap_or_else(|| "no result".into());
                 crate::errln!(
                     "warning: what a step of `{}` costs on `{}` could not be measured ({why}): its equal budget counts one pass per step",

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use crate::error::Error;
 use crate::plugin::registry::{Kind, Registry};
 use crate::run::{ComponentRef, DEFAULT_SUITE};
 use crate::suite::Suite;
@@ -17,7 +18,7 @@ pub fn default_comparison(
     registry: &Registry,
     plugin_files: &[PathBuf],
     seeds: Option<u64>,
-) -> Result<Suite, String> {
+) -> Result<Suite, Error> {
     let mut suite = Suite::parse_available(DEFAULT_SUITE, "suites/default.toml", registry)?;
     if let Some(n) = seeds {
         if n == 0 {
@@ -57,7 +58,7 @@ pub fn default_comparison(
             names.join(", "),
             if names.len() == 1 { "s" } else { "" },
             if provided.is_empty() { "nothing".to_string() } else { provided.join(", ") }
-        ));
+        ).into());
     }
     suite.retain_strategies(|_, _| false);
     for name in strategies {

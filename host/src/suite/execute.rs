@@ -4,13 +4,14 @@
 
 use std::path::PathBuf;
 
+use crate::error::Error;
 use crate::plugin::registry::Registry;
 use crate::report::{self, Report};
 use crate::results::{RunState, Sharding, Store};
 use crate::run;
 use crate::suite::cost::{self, StepCosts};
 use crate::suite::pool::{self, PoolOptions};
-use crate::suite::{tuning, PlannedRun, Suite};
+use crate::suite::{tuning, Plan, PlannedRun, Suite};
 use crate::train::Status;
 
 /// How to execute a suite.
@@ -48,7 +49,7 @@ pub fn execute(
     registry: &Registry,
     suite: Suite,
     opts: &SuiteOptions,
-) -> Result<SuiteResult, String> {
+) -> Result<SuiteResult, Error> {
     crate::device::parse_device(&opts.device)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find pn-host itself: {e}"))?;
     let mut options = PoolOptions {
@@ -81,7 +82,9 @@ pub fn execute(
     ]);
     let record_crash = |run: &PlannedRun, message: &str| {
         let (record, outcome) = run::failed(registry, &run.config, &opts.device, message.into());
-        store.write_unless_finished(run, &record, &outcome)
+        store
+            .write_unless_finished(run, &record, &outcome)
+            .map_err(String::from)
     };
     // A tuned strategy's final runs wait for its trials: a second round runs those whose
     // trials the first round finished.
@@ -93,45 +96,16 @@ pub fn execute(
             Some(s) => crate::suite::shard(plan.runs.clone(), s),
             None => plan.runs.clone(),
         };
-        let (mut todo, mut done, mut skipped_failed) = (vec![], 0, 0);
-        waiting = 0;
-        for run in mine {
-            if tuning::waits(&plan, &run) {
-                waiting += 1;
-                continue;
-            }
-            match store.state(&run, Some(registry)) {
-                RunState::Finished(_) => done += 1,
-                RunState::Failed(_) if !opts.retry_failed => skipped_failed += 1,
-                _ => todo.push(run),
-            }
-        }
-        if round > 0 && todo.is_empty() {
+        let pending = Pending::sort(&plan, mine, &store, registry, opts.retry_failed);
+        waiting = pending.waiting;
+        if round > 0 && pending.todo.is_empty() {
             break;
         }
-        check_data_sets(registry, &todo)?;
+        check_data_sets(registry, &pending.todo)?;
         if !opts.quiet {
-            crate::errln!(
-                "suite `{}`{}: {} runs to do, {done} already finished{}{} -> {}",
-                plan.suite,
-                opts.shard
-                    .map(|(i, n)| format!(" shard {i}/{n}"))
-                    .unwrap_or_default(),
-                todo.len(),
-                if skipped_failed > 0 {
-                    format!(", {skipped_failed} failed before (--retry-failed reruns them)")
-                } else {
-                    String::new()
-                },
-                if waiting > 0 {
-                    format!(", {waiting} final runs wait for their tuning trials")
-                } else {
-                    String::new()
-                },
-                store.dir.display()
-            );
+            crate::errln!("{}", pending.line(&plan, opts, &store));
         }
-        let stats = pool::execute(todo, &options, &record_crash)?;
+        let stats = pool::execute(pending.todo, &options, &record_crash)?;
         if let (Some(overhead), false) = (stats.overhead(), opts.quiet) {
             crate::errln!(
                 "{} runs in this invocation; suite overhead (worker start, plugin loading, data, \
@@ -161,10 +135,73 @@ pub fn execute(
     })
 }
 
+/// A round's runs: those to do, and how many are finished, failed before or wait for their
+/// tuning trials.
+struct Pending {
+    todo: Vec<PlannedRun>,
+    done: usize,
+    skipped_failed: usize,
+    waiting: usize,
+}
+
+impl Pending {
+    /// Sorts `mine` by their state in `store` (a failed run is redone with `retry_failed`).
+    fn sort(
+        plan: &Plan,
+        mine: Vec<PlannedRun>,
+        store: &Store,
+        registry: &Registry,
+        retry_failed: bool,
+    ) -> Self {
+        let (mut todo, mut done, mut skipped_failed, mut waiting) = (vec![], 0, 0, 0);
+        for run in mine {
+            if tuning::waits(plan, &run) {
+                waiting += 1;
+                continue;
+            }
+            match store.state(&run, Some(registry)) {
+                RunState::Finished(_) => done += 1,
+                RunState::Failed(_) if !retry_failed => skipped_failed += 1,
+                _ => todo.push(run),
+            }
+        }
+        Self {
+            todo,
+            done,
+            skipped_failed,
+            waiting,
+        }
+    }
+
+    /// The line that says what this round does.
+    fn line(&self, plan: &Plan, opts: &SuiteOptions, store: &Store) -> String {
+        let (done, skipped_failed, waiting) = (self.done, self.skipped_failed, self.waiting);
+        format!(
+            "suite `{}`{}: {} runs to do, {done} already finished{}{} -> {}",
+            plan.suite,
+            opts.shard
+                .map(|(i, n)| format!(" shard {i}/{n}"))
+                .unwrap_or_default(),
+            self.todo.len(),
+            if skipped_failed > 0 {
+                format!(", {skipped_failed} failed before (--retry-failed reruns them)")
+            } else {
+                String::new()
+            },
+            if waiting > 0 {
+                format!(", {waiting} final runs wait for their tuning trials")
+            } else {
+                String::new()
+            },
+            store.dir.display()
+        )
+    }
+}
+
 /// Loads each data set of `runs` once (plugin `load` only, nothing on the device): a data set
 /// that cannot load stops the suite once, before any run, rather than failing every run of its
 /// workload.
-fn check_data_sets(registry: &Registry, runs: &[PlannedRun]) -> Result<(), String> {
+fn check_data_sets(registry: &Registry, runs: &[PlannedRun]) -> Result<(), Error> {
     let mut loaded: Vec<&run::ComponentRef> = vec![];
     for run in runs {
         let dataset = &run.config.dataset;

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::plugin::registry::{phases_of, Registry};
 use crate::report::stats::ZeroMethod;
 use crate::run::{self, ComponentRef, RunConfig};
@@ -198,7 +199,7 @@ impl Suite {
         registry: &Registry,
         label: &str,
         component: ComponentRef,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let (strategy, _) = registry.strategy(&component.name, &component.config)?;
         let k = phases_of(&strategy).map_err(|e| format!("strategy `{label}`: {e}"))?;
         self.phases.push(k);
@@ -285,15 +286,13 @@ pub fn default_workload() -> run::Workload {
 }
 
 /// Parses `I/N` (1 ≤ I ≤ N).
-pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+pub fn parse_shard(text: &str) -> Result<(usize, usize), Error> {
     let parsed = text
         .split_once('/')
         .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
     match parsed {
         Some((i, n)) if 1 <= i && i <= n => Ok((i, n)),
-        _ => Err(format!(
-            "--shard `{text}`: expected I/N with 1 ≤ I ≤ N, e.g. 2/8"
-        )),
+        _ => Err(format!("--shard `{text}`: expected I/N with 1 ≤ I ≤ N, e.g. 2/8").into()),
     }
 }
 
@@ -330,7 +329,7 @@ mod tests {
 
     #[test]
     fn shard_syntax() {
-        assert_eq!(parse_shard("2/8"), Ok((2, 8)));
+        assert_eq!(parse_shard("2/8").unwrap(), (2, 8));
         assert!(parse_shard("0/8").is_err());
         assert!(parse_shard("9/8").is_err());
         assert!(parse_shard("3").is_err());

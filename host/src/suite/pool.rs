@@ -7,12 +7,11 @@
 //! [`EVENTS_FD`]), so that nothing a plugin prints can pass for one; the worker's stdout and
 //! stderr become log lines. If a worker dies, or a run takes longer than its time limit (the
 //! worker is then killed), the run is recorded as failed and a fresh worker takes the next one.
-//! Workers die with their parent.
+//! Workers die with their parent. The worker's side is [`super::worker`].
 
-use std::collections::{HashMap, VecDeque};
-use std::fs::File;
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, PipeReader, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -23,13 +22,8 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::device::parse_device;
-use crate::plugin::registry::Registry;
-use crate::results::{RunState, Store};
-use crate::run;
 use crate::suite::PlannedRun;
-use crate::train::data::Data;
-use crate::train::{Observer, Status};
+use crate::train::Status;
 
 /// The file descriptor on which a worker writes its events.
 pub const EVENTS_FD: i32 = 3;
@@ -37,7 +31,7 @@ pub const EVENTS_FD: i32 = 3;
 /// What a worker tells its parent, one JSON object per line.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-enum Event {
+pub(super) enum Event {
     Ready,
     Progress {
         done: u64,
@@ -410,102 +404,4 @@ fn feed(
             Event::Ready => {}
         }
     }
-}
-
-/// The worker's end of the events pipe.
-struct Events(File);
-
-impl Events {
-    /// Takes over [`EVENTS_FD`], which the parent opened.
-    fn open() -> Result<Self, String> {
-        // SAFETY: fcntl(F_GETFD) only asks whether the descriptor is open.
-        if unsafe { libc::fcntl(EVENTS_FD, libc::F_GETFD) } < 0 {
-            return Err("`suite worker` is started by `suite run`, not by hand".into());
-        }
-        // SAFETY: the descriptor is open, and nothing else in this process uses it.
-        Ok(Events(unsafe { File::from_raw_fd(EVENTS_FD) }))
-    }
-
-    fn emit(&mut self, event: &Event) {
-        if let Ok(json) = serde_json::to_string(event) {
-            let _ = writeln!(self.0, "{json}");
-        }
-    }
-
-    fn finished(&mut self, run: &PlannedRun, record: &run::RunRecord, started: Instant) {
-        self.emit(&Event::Finished {
-            status: record.status,
-            line: run::describe(&run.id, record),
-            train_s: record.wall_time_s,
-            busy_s: started.elapsed().as_secs_f64(),
-        });
-    }
-}
-
-/// Reports progress to the parent at most every 100 ms.
-struct Reporter<'a> {
-    events: &'a mut Events,
-    last: Instant,
-}
-
-impl Observer for Reporter<'_> {
-    fn step(&mut self, _phase: u32, done: u64, total: u64) {
-        if self.last.elapsed() > Duration::from_millis(100) || done == total {
-            self.last = Instant::now();
-            self.events.emit(&Event::Progress { done, total });
-        }
-    }
-}
-
-/// The worker side: reads runs from stdin until it closes, executes each, writes its folder.
-pub fn worker(registry: &Registry, store: &Store, device_name: &str) -> Result<(), String> {
-    #[cfg(target_os = "linux")]
-    // SAFETY: prctl with PR_SET_PDEATHSIG only sets a signal for this process.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-    }
-    let mut events = Events::open()?;
-    let device = parse_device(device_name)?;
-    let mut data_sets: HashMap<String, Data> = HashMap::new();
-    events.emit(&Event::Ready);
-    for line in std::io::stdin().lock().lines() {
-        let line = line.map_err(|e| e.to_string())?;
-        let run: PlannedRun =
-            serde_json::from_str(&line).map_err(|e| format!("bad run from parent: {e}"))?;
-        let started = Instant::now();
-        let _lock = store.lock_run(&run.id)?;
-        // Another process may have finished it since the parent planned it.
-        if let RunState::Finished(record) = store.state(&run, Some(registry)) {
-            events.finished(&run, &record, started);
-            continue;
-        }
-        let key = format!("{}{}", run.config.dataset.name, run.config.dataset.config);
-        if !data_sets.contains_key(&key) {
-            match run::load_data(registry, &run.config.dataset, &device) {
-                Ok(data) => {
-                    data_sets.insert(key.clone(), data);
-                }
-                Err(e) => {
-                    let (record, outcome) = run::failed(registry, &run.config, device_name, e);
-                    store.write_run(&run, &record, &outcome)?;
-                    events.finished(&run, &record, started);
-                    continue;
-                }
-            }
-        }
-        let mut reporter = Reporter {
-            events: &mut events,
-            last: Instant::now(),
-        };
-        let (record, outcome) = run::execute(
-            registry,
-            &run.config,
-            &data_sets[&key],
-            device_name,
-            &mut reporter,
-        );
-        store.write_run(&run, &record, &outcome)?;
-        events.finished(&run, &record, started);
-    }
-    Ok(())
 }

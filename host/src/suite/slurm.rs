@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::error::Error;
 use crate::results::{Sharding, Store};
 use crate::suite::Suite;
 
@@ -34,8 +35,8 @@ pub struct Slurm<'a> {
     pub global_args: Vec<String>,
 }
 
-fn absolute(path: &Path) -> Result<PathBuf, String> {
-    std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))
+fn absolute(path: &Path) -> Result<PathBuf, Error> {
+    std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
 /// `s` as one shell word.
@@ -50,7 +51,7 @@ pub fn quote(s: &str) -> String {
 }
 
 /// Writes `array.sbatch`, `report.sbatch` and `submit.sh` into `<out>/slurm`; returns that folder.
-pub fn write(s: &Slurm) -> Result<PathBuf, String> {
+pub fn write(s: &Slurm) -> Result<PathBuf, Error> {
     if s.shards == 0 || s.cpus == 0 {
         return Err("--shards and --cpus-per-task must be at least 1".into());
     }
@@ -62,7 +63,7 @@ pub fn write(s: &Slurm) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find pn-host itself: {e}"))?;
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let dir = out.join("slurm");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
     Store::create(&out)?.write_sharding(&Sharding {
         shards: s.shards,
         slurm: true,

@@ -1,7 +1,7 @@
 //! Sums of per-batch metrics kept on the device and read back once: the loss weighted by batch
 //! size and the number of correct predictions.
 
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Element, Int, Tensor, TensorData};
 
 use crate::device::B;
 use crate::train::data::Targets;
@@ -49,20 +49,18 @@ impl MetricSum {
 
 fn scalar(t: Tensor<B, 1>) -> f64 {
     crate::train::dyn_tensor::count_read_back();
-    t.into_data()
-        .convert::<f64>()
-        .to_vec::<f64>()
-        .ok()
-        .and_then(|v| v.first().copied())
-        .unwrap_or(f64::NAN)
+    first::<f64>(t.into_data()).unwrap_or(f64::NAN)
 }
 
 fn int_scalar(t: Tensor<B, 1, Int>) -> f64 {
     crate::train::dyn_tensor::count_read_back();
-    t.into_data()
-        .convert::<i64>()
-        .to_vec::<i64>()
+    first::<i64>(t.into_data()).unwrap_or(0) as f64
+}
+
+/// The first value of `data`, as `E`.
+fn first<E: Element>(data: TensorData) -> Option<E> {
+    data.convert::<E>()
+        .to_vec::<E>()
         .ok()
         .and_then(|v| v.first().copied())
-        .unwrap_or(0) as f64
 }

@@ -23,5 +23,8 @@ pub use config::{OptimizerKind, TrainConfig, MAX_TRAJECTORY_PARAMS};
 pub use gradient_check::GradientCheck;
 pub use loss::{count_correct, task_loss};
 pub use phases::run;
-pub use record::{EpochMetrics, Observer, Outcome, PhaseRecord, Silent, Status, TrajectoryPoint};
+pub use record::{
+    EpochMetrics, FinalMetrics, Observer, Outcome, PhaseRecord, RunResult, Silent, Status,
+    TrajectoryPoint,
+};
 pub use step::{ModelRunner, StepAt, StepOutput};

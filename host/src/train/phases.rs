@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use abi_stable::std_types::RSlice;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
 use pn_plugin_api::abi::{ModelBox, OptimizerState, StrategyBox};
 use pn_plugin_api::{PhaseStart, PhaseSummary, Progress};
 use rand::rngs::StdRng;
@@ -20,20 +19,20 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::device::{Device, B};
+use crate::error::Error;
 use crate::plugin::registry::phases_of;
-use crate::train::augment::Prefetch;
 use crate::train::config::{TrainConfig, MAX_TRAJECTORY_PARAMS};
 use crate::train::data::{Data, DeviceSplit};
-use crate::train::dyn_tensor::DynTensor;
-use crate::train::metrics::MetricSum;
 use crate::train::optim::Optim;
 use crate::train::params::{initial_values, ParamStore, Values};
 use crate::train::record::{
-    EpochMetrics, Observer, Outcome, PhaseRecord, State, Status, TrajectoryPoint,
+    FinalMetrics, Observer, Outcome, PhaseRecord, State, Status, TrajectoryPoint,
 };
 use crate::train::seeds::mix;
 use crate::train::session::{Callback, Position};
-use crate::train::step::{ModelRunner, StepAt};
+use crate::train::step::ModelRunner;
+
+mod epoch;
 
 fn start_name(start: PhaseStart) -> &'static str {
     match start {
@@ -60,37 +59,35 @@ pub fn run(
         outcome.theta0 = Some(run.theta0.clone());
         let result = run.train(strategy, observer, &mut outcome, &mut phase_values);
         let passes = run.runner.session.passes();
-        outcome.forward_passes = passes.forward;
-        outcome.backward_passes = passes.backward;
+        outcome.result.forward_passes = passes.forward;
+        outcome.result.backward_passes = passes.backward;
         result
     });
     if let Err(stop) = result {
         let (status, message) = match stop {
-            Stop::Diverged(m) => (Status::Diverged, m),
-            Stop::Failed(m) => (Status::Failed, m),
+            Error::Diverged(m) => (Status::Diverged, m),
+            other => (Status::Failed, other.to_string()),
         };
-        outcome.status = status;
-        outcome.message = Some(message);
+        outcome.result.status = status;
+        outcome.result.message = Some(message);
     }
-    if let Some(p) = outcome.selected_phase {
+    if let Some(p) = outcome.result.selected_phase {
         if let Some((values, state)) = phase_values.get(p as usize).cloned() {
             outcome.result_values = Some(values);
             outcome.result_state = state;
         }
     }
-    outcome.wall_time_s = started.elapsed().as_secs_f64();
+    let result = &mut outcome.result;
+    result.final_metrics = result
+        .selected_phase
+        .and_then(|p| result.phases.get(p as usize))
+        .map(|p| FinalMetrics {
+            train_loss: p.final_train_loss,
+            valid_loss: p.final_valid_loss,
+            valid_accuracy: p.final_valid_accuracy,
+        });
+    result.wall_time_s = started.elapsed().as_secs_f64();
     outcome
-}
-
-enum Stop {
-    Diverged(String),
-    Failed(String),
-}
-
-impl From<String> for Stop {
-    fn from(m: String) -> Self {
-        Stop::Failed(m)
-    }
 }
 
 /// The examples strategies select phases on and those the run reports: with a test split,
@@ -151,7 +148,7 @@ impl<'a> PhaseLoop<'a> {
         seed: u64,
         device: &'a Device,
         started: Instant,
-    ) -> Result<Self, Stop> {
+    ) -> Result<Self, Error> {
         cfg.validate()?;
         B::seed(device, seed);
         let runner = ModelRunner::new(model, data, device)?;
@@ -160,14 +157,14 @@ impl<'a> PhaseLoop<'a> {
             (None, _) => None,
             (Some(_), &[c, h, w]) => Some([c, h, w]),
             (Some(_), other) => {
-                return Err(Stop::Failed(format!(
+                return Err(Error::Message(format!(
                     "train.augment needs image inputs [channels, height, width], got {other:?}"
                 )))
             }
         };
         let numel: usize = runner.specs.iter().map(|s| s.numel()).sum();
         if cfg.record_every > 0 && numel > MAX_TRAJECTORY_PARAMS {
-            return Err(Stop::Failed(format!(
+            return Err(Error::Message(format!(
                 "train.record_every: the model has {numel} parameters; trajectories are recorded for at most {MAX_TRAJECTORY_PARAMS}"
             )));
         }
@@ -202,7 +199,7 @@ impl<'a> PhaseLoop<'a> {
         observer: &mut dyn Observer,
         outcome: &mut Outcome,
         phase_values: &mut Vec<(Values, State)>,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), Error> {
         let specs = &self.runner.specs;
         outcome.params = specs
             .iter()
@@ -256,7 +253,7 @@ impl<'a> PhaseLoop<'a> {
             record.steps = steps;
             summaries.push(self.finish_phase(strategy, phase, &mut t, &mut record)?);
             phase_values.push((t.module.values(specs), self.runner.session.state()));
-            outcome.phases.push(record);
+            outcome.result.phases.push(record);
             outcome.kept = self
                 .runner
                 .session
@@ -271,11 +268,11 @@ impl<'a> PhaseLoop<'a> {
             .into_result()
             .map_err(|e| e.to_string())?;
         if selected >= phases {
-            return Err(Stop::Failed(format!(
+            return Err(Error::Message(format!(
                 "strategy selected phase {selected} of {phases}"
             )));
         }
-        outcome.selected_phase = Some(selected);
+        outcome.result.selected_phase = Some(selected);
         Ok(())
     }
 
@@ -290,7 +287,7 @@ impl<'a> PhaseLoop<'a> {
         strategy: &mut StrategyBox,
         phase: u32,
         previous: Option<Training>,
-    ) -> Result<(PhaseStart, Training), Stop> {
+    ) -> Result<(PhaseStart, Training), Error> {
         let (specs, session) = (&self.runner.specs, &self.runner.session);
         let err = |e: abi_stable::std_types::RString| e.to_string();
         let (start, optimizer) = match phase {
@@ -346,102 +343,6 @@ impl<'a> PhaseLoop<'a> {
         Ok((start, t))
     }
 
-    /// One epoch of steps over the batches of `order`; its metrics after evaluating the
-    /// held-out split.
-    #[allow(clippy::too_many_arguments)]
-    fn train_epoch(
-        &self,
-        strategy: &mut StrategyBox,
-        t: &mut Training,
-        order: &[i64],
-        first: Progress,
-        outcome: &mut Outcome,
-        observer: &mut dyn Observer,
-        steps_total: u64,
-    ) -> Result<EpochMetrics, Stop> {
-        let (cfg, data) = (self.cfg, self.data);
-        let order = match cfg.max_batches {
-            0 => order,
-            m => &order[..order.len().min(m * cfg.batch_size)],
-        };
-        let prefetch = cfg
-            .augment
-            .clone()
-            .zip(self.image_shape)
-            .map(|(augment, shape)| {
-                let batches = order.chunks(cfg.batch_size).map(<[i64]>::to_vec).collect();
-                let seed = mix(self.seed, 0xA06 + u64::from(first.epoch));
-                Prefetch::start(data.train_host(), shape, batches, augment, seed)
-            });
-        let mut sum = MetricSum::default();
-        for (b, batch) in order.chunks(cfg.batch_size).enumerate() {
-            let indices = Tensor::<B, 1, Int>::from_data(
-                TensorData::new(batch.to_vec(), [batch.len()]),
-                self.device,
-            );
-            let (x, y) = match (&prefetch, self.image_shape) {
-                (Some(p), Some([c, h, w])) => {
-                    let values = p
-                        .next_batch()
-                        .ok_or_else(|| "the augmentation thread stopped".to_string())?;
-                    let x = DynTensor::from_values(values, &[batch.len(), c, h, w], self.device)?;
-                    (x, data.train.targets_at(indices))
-                }
-                _ => data.train.batch(indices),
-            };
-            let at = StepAt {
-                progress: Progress {
-                    step: first.step + b as u64,
-                    ..first
-                },
-                lr: cfg.lr,
-                end_of_epoch: b as u64 + 1 == self.steps_per_epoch,
-            };
-            if observer.wants_gradient_check(at.progress) {
-                let batch = (x.clone(), &y);
-                let check = self
-                    .runner
-                    .check_gradient(&t.module, strategy, batch, at, self.seed);
-                observer.gradient_checked(at.progress, check);
-            }
-            let module = std::mem::replace(&mut t.module, ParamStore::empty());
-            let out = self
-                .runner
-                .strategy_step(module, &mut t.optim, strategy, (x, &y), at)?;
-            t.module = out.params;
-            sum.add(out.loss, out.output.dims()[0], out.output, &out.targets);
-            let step = at.progress.step + 1;
-            if cfg.record_every > 0 && step.is_multiple_of(cfg.record_every) {
-                self.record_point(outcome, first.phase, step, &t.module);
-            }
-            outcome.steps += 1;
-            outcome.examples += batch.len() as u64;
-            observer.step(first.phase, outcome.steps, steps_total);
-        }
-        let (train_loss, train_accuracy) = sum.finish(order.len());
-        if !train_loss.is_finite() {
-            return Err(Stop::Diverged(format!(
-                "training loss became {train_loss} in phase {} epoch {} (try a smaller learning rate)",
-                first.phase + 1,
-                first.epoch + 1
-            )));
-        }
-        let session = &self.runner.session;
-        session.track_saturation();
-        let (valid_loss, valid_accuracy) =
-            self.runner
-                .evaluate(&t.module, &self.report, self.eval_chunk())?;
-        Ok(EpochMetrics {
-            epoch: first.epoch + 1,
-            train_loss,
-            train_accuracy,
-            valid_loss,
-            valid_accuracy,
-            elapsed_s: self.started.elapsed().as_secs_f64(),
-            saturation: session.take_saturation(),
-        })
-    }
-
     fn eval_chunk(&self) -> usize {
         self.cfg.batch_size.max(1024)
     }
@@ -454,7 +355,7 @@ impl<'a> PhaseLoop<'a> {
         phase: u32,
         t: &mut Training,
         record: &mut PhaseRecord,
-    ) -> Result<PhaseSummary, Stop> {
+    ) -> Result<PhaseSummary, Error> {
         let (runner, specs, chunk) = (&self.runner, &self.runner.specs, self.eval_chunk());
         // Outside a step: no learning rate (the position keeps the phase's last step).
         let session = &runner.session;
@@ -490,7 +391,7 @@ impl<'a> PhaseLoop<'a> {
         runner.session.set_norm_stats(last.stats);
         t.module = last.module;
         if !t.module.all_finite() {
-            return Err(Stop::Diverged(format!(
+            return Err(Error::Diverged(format!(
                 "parameters became NaN or infinite in phase {} (try a smaller learning rate or weight decay)",
                 phase + 1
             )));

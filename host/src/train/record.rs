@@ -94,28 +94,51 @@ impl Status {
     }
 }
 
-/// The outcome of a run (finished phases are kept whatever the status).
-#[derive(Debug, Clone, Default)]
-pub struct Outcome {
-    /// How it ended.
+/// Final metrics of the selected phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalMetrics {
+    /// Task loss on the training split.
+    pub train_loss: f64,
+    /// Task loss on the held-out split.
+    pub valid_loss: f64,
+    /// Accuracy on the held-out split (null for regression).
+    pub valid_accuracy: Option<f64>,
+}
+
+/// How a run ended and what it measured: the part of `run.json` that training writes
+/// (`crate::run::RunRecord` holds it in place, between the configuration and the files).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// completed, diverged or failed.
     pub status: Status,
     /// Why it did not complete.
     pub message: Option<String>,
-    /// Finished phases.
-    pub phases: Vec<PhaseRecord>,
-    /// The phase the strategy selected (when completed).
+    /// The phase whose model is the result (when completed).
     pub selected_phase: Option<u32>,
+    /// Metrics of the selected phase.
+    pub final_metrics: Option<FinalMetrics>,
+    /// Every finished phase with per-epoch metrics (kept whatever the status).
+    pub phases: Vec<PhaseRecord>,
     /// Optimizer steps over all phases.
     pub steps: u64,
     /// Examples consumed over all phases.
     pub examples: u64,
-    /// Forward passes of the model in training steps (a step of a strategy that evaluates the
-    /// loss twice counts two).
+    /// Forward passes of the model in training steps (2 per step for a strategy that
+    /// evaluates the loss twice).
+    #[serde(default)]
     pub forward_passes: u64,
     /// Backward passes in training steps.
+    #[serde(default)]
     pub backward_passes: u64,
-    /// Wall time in seconds.
+    /// Wall time of training in seconds.
     pub wall_time_s: f64,
+}
+
+/// The outcome of a run: its result, and the tensors a run's files hold.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// How it ended and what it measured.
+    pub result: RunResult,
     /// θ0: the parameters phase 0 started from (drawn from the run's seed), in spec order.
     pub theta0: Option<Values>,
     /// Parameter values of the selected phase.

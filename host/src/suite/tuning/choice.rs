@@ -19,12 +19,13 @@ pub fn score(record: &RunRecord, metric: Metric) -> f64 {
     } else {
         f64::INFINITY
     };
-    if record.status != Status::Completed {
+    if record.result.status != Status::Completed {
         return worst;
     }
     let Some(phase) = record
+        .result
         .selected_phase
-        .and_then(|p| record.phases.get(p as usize))
+        .and_then(|p| record.result.phases.get(p as usize))
     else {
         return worst;
     };

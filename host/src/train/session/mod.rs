@@ -10,11 +10,15 @@
 //! are written only in hooks between steps, gradients and second loss evaluations happen only
 //! inside a step's objective. Files: [`host_ops`] (the operations), [`layers`] (layer
 //! operations and batch-norm state), [`strategy_ops`] (writes, gradients, second passes,
-//! batches, random numbers).
+//! batches, random numbers), [`modes`] (the callback in progress, the position, the
+//! statistics mode and what the host reads back: writes, passes).
 
 mod host_ops;
 mod layers;
+mod modes;
 mod strategy_ops;
+
+pub use modes::{Callback, GradReplay, ParamWrite, Passes, Position, StatsMode};
 
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -22,7 +26,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RSlice, RString};
 use burn::tensor::Tensor;
-use pn_plugin_api::abi::{HostOpsRef, HostOps_TO, ModelBox, OptimizerState, TensorId, POISON};
+use pn_plugin_api::abi::{HostOpsRef, HostOps_TO, ModelBox, TensorId, POISON};
 
 use crate::device::{Device, B};
 use crate::train::data::Targets;
@@ -39,72 +43,6 @@ pub struct NormStats {
     mean: Tensor<B, 1>,
     var: Tensor<B, 1>,
     batches: usize,
-}
-
-/// How training-mode forwards treat batch-norm running statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatsMode {
-    /// Moving averages with the layers' momentum (training).
-    Moving,
-    /// Plain averages over the batches seen since [`Session::reset_state`] (recomputing them
-    /// for parameters that did not come out of training).
-    Cumulative,
-    /// Left alone (a strategy's second evaluation of the loss in a step).
-    Frozen,
-}
-
-/// The plugin callback in progress, which decides what it may do. Its number salts the
-/// callback's random stream, so each callback draws its own numbers at a step (`after_step` and
-/// `end_phase` were added with numbers of their own, so that `begin_phase` and `phase_result`
-/// draw what they always drew).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Callback {
-    /// No strategy callback (model forwards, evaluation, tests).
-    None = 0,
-    /// `begin_phase`: parameters may be written.
-    BeginPhase = 1,
-    /// `prepare_batch`: the batch may be read and replaced.
-    PrepareBatch = 2,
-    /// `objective`: gradients and second evaluations of the loss.
-    Objective = 3,
-    /// `phase_result`: read only.
-    PhaseResult = 4,
-    /// `after_step`: parameters may be written.
-    AfterStep = 5,
-    /// `end_phase`: read only.
-    EndPhase = 6,
-}
-
-/// Where training is, as strategies see it through the session.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Position {
-    /// The run's seed.
-    pub seed: u64,
-    /// Phase, from 0.
-    pub phase: u32,
-    /// Step within the phase (the step about to be taken, or just taken in `after_step`).
-    pub step: u64,
-    /// The step's learning rate (NaN outside a step).
-    pub lr: f64,
-}
-
-/// A parameter write a strategy asked for, applied when its callback returns.
-pub struct ParamWrite {
-    /// Parameter indices, in spec order.
-    pub indices: Vec<usize>,
-    /// Their new values, flat, in the same order.
-    pub values: Tensor<B, 1>,
-    /// What happens to the optimizer's state.
-    pub optimizer: OptimizerState,
-}
-
-/// Forward and backward passes a run's training steps took (evaluation not counted).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Passes {
-    /// Forward passes of the model.
-    pub forward: u64,
-    /// Backward passes.
-    pub backward: u64,
 }
 
 /// The model plugin a session runs forwards of, and its number of outputs.
@@ -145,20 +83,6 @@ pub struct Session<'m> {
     passes: Cell<Passes>,
     /// What `grad` does with its results (see [`GradReplay`]).
     grad_replay: RefCell<GradReplay>,
-}
-
-/// What `Ops::grad` does with the gradients it computes. A gradient check holds them fixed: it
-/// records them at θ and hands the same values back at θ ± εv, because `grad`'s results are
-/// detached constants of the objective (SAM's ascent direction).
-#[derive(Default)]
-pub enum GradReplay {
-    /// Compute every gradient (training).
-    #[default]
-    Off,
-    /// Compute them and keep a copy, in call order.
-    Record(Vec<DynTensor>),
-    /// Return the recorded ones again, in call order.
-    Replay(std::collections::VecDeque<DynTensor>),
 }
 
 impl Session<'static> {
