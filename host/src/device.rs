@@ -13,6 +13,7 @@
 //! before any run starts, instead of a panic deep inside CubeCL (for CUDA, `RecvError` on a
 //! channel whose device thread died). The probe runs once per process and device name.
 
+pub mod denormals;
 #[cfg(any(feature = "cuda", feature = "vulkan"))]
 mod dispatch;
 

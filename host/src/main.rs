@@ -190,6 +190,7 @@ fn kept_after_crash(command: &Option<Command>) -> Option<&'static str> {
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    pn_host::device::denormals::flush_everywhere();
     let cli = Cli::parse();
     let is_child = containment::is_child();
     if let Some(kept) = kept_after_crash(&cli.command) {
