@@ -9,18 +9,53 @@ use rayon::prelude::*;
 /// Elements of θ one task handles.
 const CHUNK: usize = 1 << 14;
 
-/// `[K]`: `‖θ − anchors[k]‖²` for each of the `anchors.len() / theta.len()` rows.
-pub fn forward(theta: &[f32], anchors: &[f32]) -> Vec<f32> {
+/// Where θ sits in the anchors' rows: rows of `width` values, θ's at `offset..offset + n`. A
+/// parameter group's members each see their own columns, so the group is never concatenated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Values per anchor row.
+    pub width: usize,
+    /// θ's first column.
+    pub offset: usize,
+}
+
+impl Window {
+    /// θ is the whole row.
+    pub fn whole(n: usize) -> Self {
+        Self {
+            width: n,
+            offset: 0,
+        }
+    }
+
+    /// Columns `range` (within θ) of anchor row `row`.
+    fn of<'a>(&self, anchors: &'a [f32], row: usize, range: std::ops::Range<usize>) -> &'a [f32] {
+        let start = row * self.width + self.offset;
+        &anchors[start + range.start..start + range.end]
+    }
+
+    /// The number of anchor rows.
+    fn rows(&self, anchors: &[f32]) -> usize {
+        anchors.len().checked_div(self.width).unwrap_or(0)
+    }
+}
+
+/// `[K]`: `‖θ − anchors[k]‖²` for each anchor row, θ at `window` in the rows.
+pub fn forward(theta: &[f32], anchors: &[f32], window: Window) -> Vec<f32> {
     let n = theta.len();
-    let k = anchors.len().checked_div(n).unwrap_or(0);
+    assert!(
+        window.offset + n <= window.width,
+        "θ outside the anchors' rows"
+    );
+    let k = window.rows(anchors);
     let partials: Vec<Vec<f64>> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {
             let range = c * CHUNK..((c + 1) * CHUNK).min(n);
             (0..k)
                 .map(|row| {
-                    let a = &anchors[row * n..(row + 1) * n];
-                    sum_of_squared_differences(&theta[range.clone()], &a[range.clone()])
+                    let a = window.of(anchors, row, range.clone());
+                    sum_of_squared_differences(&theta[range.clone()], a)
                 })
                 .collect()
         })
@@ -52,10 +87,11 @@ fn sum_of_squared_differences(theta: &[f32], anchor: &[f32]) -> f64 {
 
 /// The gradient of θ given the distances' gradient `dd` (`[K]`): `Σ_k 2 dd_k (θ − a_k)`. The
 /// anchors' gradient is its negation spread over the rows, `−2 dd_k (θ − a_k)`, returned when
-/// asked for.
+/// asked for (θ must then be the whole row).
 pub fn backward(
     theta: &[f32],
     anchors: &[f32],
+    window: Window,
     dd: &[f32],
     anchors_too: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
@@ -65,14 +101,18 @@ pub fn backward(
         .par_chunks_mut(CHUNK)
         .enumerate()
         .for_each(|(c, out)| {
-            let start = c * CHUNK;
+            let range = c * CHUNK..c * CHUNK + out.len();
             for (row, &g) in dd.iter().enumerate() {
-                let a = &anchors[row * n + start..row * n + start + out.len()];
-                for ((o, &t), &a) in out.iter_mut().zip(&theta[start..]).zip(a) {
+                let a = window.of(anchors, row, range.clone());
+                for ((o, &t), &a) in out.iter_mut().zip(&theta[range.clone()]).zip(a) {
                     *o += 2.0 * g * (t - a);
                 }
             }
         });
+    assert!(
+        !anchors_too || window == Window::whole(n),
+        "anchor gradient of a window"
+    );
     let d_anchors = anchors_too.then(|| {
         let mut d = vec![0.0; anchors.len()];
         d.par_chunks_mut(n.max(1))
@@ -96,10 +136,19 @@ mod tests {
     fn distances_and_their_gradient_by_hand() {
         let theta = [1.0, 2.0, 3.0];
         let anchors = [1.0, 2.0, 3.0, 0.0, 0.0, 1.0];
-        assert_eq!(forward(&theta, &anchors), [0.0, 9.0]);
-        let (d_theta, d_anchors) = backward(&theta, &anchors, &[1.0, 0.5], true);
+        let whole = Window::whole(3);
+        assert_eq!(forward(&theta, &anchors, whole), [0.0, 9.0]);
+        let (d_theta, d_anchors) = backward(&theta, &anchors, whole, &[1.0, 0.5], true);
         // Row 0 is θ itself (no pull); row 1 contributes 2 · 0.5 · (θ − a1) = (1, 2, 2).
         assert_eq!(d_theta, [1.0, 2.0, 2.0]);
         assert_eq!(d_anchors.unwrap(), [0.0, 0.0, 0.0, -1.0, -2.0, -2.0]);
+        // θ's last two values alone, in columns 1..3 of the rows.
+        let window = Window {
+            width: 3,
+            offset: 1,
+        };
+        assert_eq!(forward(&theta[1..], &anchors, window), [0.0, 8.0]);
+        let (d_part, _) = backward(&theta[1..], &anchors, window, &[1.0, 0.5], false);
+        assert_eq!(d_part, [2.0, 2.0]);
     }
 }

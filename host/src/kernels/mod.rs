@@ -95,6 +95,15 @@ pub fn squared_distances(theta: Tensor<B, 1>, anchors: Tensor<B, 2>) -> Tensor<B
     return squared_distances_burn(theta, anchors);
 }
 
+/// [`squared_distances`] of the concatenation of `parts` (a parameter group), which the
+/// host's kernel computes part by part without concatenating them.
+pub fn squared_distances_of_parts(parts: Vec<Tensor<B, 1>>, anchors: Tensor<B, 2>) -> Tensor<B, 1> {
+    #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
+    return autodiff::squared_distances_of_parts(parts, anchors);
+    #[cfg(any(feature = "cuda", feature = "vulkan"))]
+    return squared_distances_burn(Tensor::cat(parts, 0), anchors);
+}
+
 /// [`squared_distances`] as Burn tensor operations.
 pub fn squared_distances_burn<Bk: Backend>(
     theta: Tensor<Bk, 1>,

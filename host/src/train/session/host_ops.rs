@@ -3,7 +3,7 @@
 
 use abi_stable::std_types::{ROption, RSlice, RStr, RString, RVec};
 use burn::tensor::{activation, Tensor};
-use pn_plugin_api::abi::{HostOps, LogLevel, OptimizerState, TensorId};
+use pn_plugin_api::abi::{HostOps, LogLevel, OptimizerState, TensorId, POISON};
 use pn_plugin_api::ops::{Binary, Layer, Random, Reduce, Scalar, Unary};
 
 use super::Session;
@@ -236,6 +236,11 @@ impl HostOps for Session<'_> {
             if op == Layer::BatchNorm {
                 return self.batch_norm(&inputs, &fargs);
             }
+            if let (Layer::SquaredDistances, [group, anchors]) = (op, &inputs[..]) {
+                if let Some(d) = self.distances_of_group(*group, *anchors)? {
+                    return Ok(d);
+                }
+            }
             let inputs = inputs
                 .iter()
                 .map(|&t| self.get(t))
@@ -245,7 +250,8 @@ impl HostOps for Session<'_> {
     }
 
     fn param_group(&self, patterns: RSlice<'_, RString>) -> TensorId {
-        self.run("param_group", || {
+        let mut members = None;
+        let group = self.run("param_group", || {
             let indices = self.group_indices(&patterns)?;
             let params = self.params.borrow();
             if params.is_empty() {
@@ -258,9 +264,14 @@ impl HostOps for Session<'_> {
             Ok(DynTensor::R1(if parts.len() == 1 {
                 parts.remove(0)
             } else {
+                members = Some(parts.clone());
                 Tensor::cat(parts, 0)
             }))
-        })
+        });
+        if let (Some(parts), false) = (members, group == POISON) {
+            self.group_parts.borrow_mut().push((group, parts));
+        }
+        group
     }
 
     fn keep(&self, name: RStr<'_>, t: TensorId) -> u64 {

@@ -105,6 +105,29 @@ impl Session<'_> {
         ))
     }
 
+    /// `squared_distances` of a parameter group made by `param_group` in this scope, computed
+    /// from the group's members (no copy of the parameters forward, no slicing backward), or
+    /// `None` when `group` is not such a group or the anchors do not fit it (the general
+    /// operation then reports the shapes).
+    pub(super) fn distances_of_group(
+        &self,
+        group: TensorId,
+        anchors: TensorId,
+    ) -> Result<Option<DynTensor>, String> {
+        self.get(group)?;
+        let parts = self.group_parts.borrow();
+        let Some((_, parts)) = parts.iter().find(|(id, _)| *id == group) else {
+            return Ok(None);
+        };
+        let n: usize = parts.iter().map(|p| p.dims()[0]).sum();
+        Ok(match self.get(anchors)? {
+            DynTensor::R2(anchors) if anchors.dims()[1] == n => Some(DynTensor::R1(
+                crate::kernels::squared_distances_of_parts(parts.clone(), anchors),
+            )),
+            _ => None,
+        })
+    }
+
     pub(super) fn layer_op(
         &self,
         op: Layer,

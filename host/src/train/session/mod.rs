@@ -62,6 +62,9 @@ pub struct Session<'m> {
     params: RefCell<Vec<DynTensor>>,
     /// Parameter groups already resolved: globs -> parameter indices (looked up every step).
     groups: RefCell<Vec<(Vec<String>, Vec<usize>)>>,
+    /// The flattened members of each concatenated parameter group of this scope, by the
+    /// group's handle: `squared_distances` of a group reads them instead of the copy.
+    group_parts: RefCell<Vec<(TensorId, Vec<Tensor<B, 1>>)>>,
     kept: RefCell<Vec<(String, DynTensor)>>,
     /// Arena slots `start..start + len` hold the parameters (in spec order) of the forward
     /// pass in progress.
@@ -114,6 +117,7 @@ impl<'m> Session<'m> {
             param_names,
             params: RefCell::new(Vec::new()),
             groups: RefCell::new(Vec::new()),
+            group_parts: RefCell::new(Vec::new()),
             kept: RefCell::new(Vec::new()),
             param_range: Cell::new((0, 0)),
             norm_stats: RefCell::new(Vec::new()),
@@ -307,6 +311,7 @@ impl<'m> Session<'m> {
     /// Starts a new scope (one step or callback): earlier handles become invalid.
     pub fn reset(&self, params: Vec<DynTensor>, train: bool) {
         self.arena.borrow_mut().clear();
+        self.group_parts.borrow_mut().clear();
         self.param_range.set((0, 0));
         self.spent_below.set(0);
         self.draws.set(0);
