@@ -37,39 +37,58 @@ impl Pool2dShape {
         [o(self.h, 0), o(self.w, 1)]
     }
 
-    /// The input rows (or columns, `axis` 1) the window at output position `out_pos` covers.
-    fn taps(&self, axis: usize, out_pos: usize) -> impl Iterator<Item = usize> + '_ {
-        let size = [self.h, self.w][axis];
-        (0..self.kernel[axis]).filter_map(move |t| {
-            (out_pos * self.stride[axis] + t * self.dilation[axis])
-                .checked_sub(self.padding[axis])
-                .filter(|&i| i < size)
-        })
+    /// For each output position along `axis` (0: rows, 1: columns): the first input index its
+    /// window covers inside the input and how many it covers (at steps of the dilation).
+    fn windows(&self, axis: usize) -> Vec<(usize, usize)> {
+        let (size, k, d) = (
+            [self.h, self.w][axis],
+            self.kernel[axis],
+            self.dilation[axis],
+        );
+        (0..self.out()[axis])
+            .map(|out_pos| {
+                // Input index of tap t: start + t·d − padding, inside 0..size.
+                let start = out_pos * self.stride[axis];
+                let first = self.padding[axis].saturating_sub(start).div_ceil(d);
+                let end = (size + self.padding[axis])
+                    .saturating_sub(start)
+                    .div_ceil(d)
+                    .min(k);
+                let from = (start + first * d).saturating_sub(self.padding[axis]);
+                (from, end.saturating_sub(first))
+            })
+            .collect()
     }
 }
 
 /// The pooled `x` (`[planes, h, w]`) and, per output, the index of its maximum in its plane.
 pub fn forward(s: &Pool2dShape, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     let [oh, ow] = s.out();
+    let (rows, columns) = (s.windows(0), s.windows(1));
+    let [dy, dx] = s.dilation;
     let mut y = vec![0.0; s.planes * oh * ow];
     let mut at = vec![0u32; s.planes * oh * ow];
     y.par_chunks_mut(oh * ow)
         .zip(at.par_chunks_mut(oh * ow))
         .zip(x.par_chunks(s.h * s.w))
         .for_each(|((y, at), x)| {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let (mut best, mut index) = (f32::NEG_INFINITY, None);
-                    for iy in s.taps(0, oy) {
-                        for ix in s.taps(1, ox) {
-                            let v = x[iy * s.w + ix];
-                            if index.is_none() || v > best || (v.is_nan() && !best.is_nan()) {
-                                (best, index) = (v, Some(iy * s.w + ix));
-                            }
+            for (oy, &(iy0, ny)) in rows.iter().enumerate() {
+                for (ox, &(ix0, nx)) in columns.iter().enumerate() {
+                    // No window yet: `usize::MAX`. Bitwise `|`/`&` and selects instead of
+                    // branches: which value wins is data, and mispredicted jumps cost more
+                    // than the comparisons.
+                    let (mut best, mut index) = (f32::NEG_INFINITY, usize::MAX);
+                    for iy in (iy0..).step_by(dy).take(ny) {
+                        for i in (iy * s.w + ix0..).step_by(dx).take(nx) {
+                            let v = x[i];
+                            let wins =
+                                (index == usize::MAX) | (v > best) | (v.is_nan() & !best.is_nan());
+                            best = if wins { v } else { best };
+                            index = if wins { i } else { index };
                         }
                     }
                     y[oy * ow + ox] = best;
-                    at[oy * ow + ox] = index.unwrap_or(0) as u32;
+                    at[oy * ow + ox] = if index == usize::MAX { 0 } else { index as u32 };
                 }
             }
         });
