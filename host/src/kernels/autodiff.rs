@@ -668,7 +668,10 @@ mod tests {
             let (fused, concatenated) = (run(true), run(false));
             for (i, (a, b)) in fused.iter().zip(&concatenated).enumerate() {
                 let error = relative_error(a, b);
-                assert!(error < 1e-5, "case {case} sizes {sizes:?}: output {i} differs by {error}");
+                assert!(
+                    error < 1e-5,
+                    "case {case} sizes {sizes:?}: output {i} differs by {error}"
+                );
             }
         }
     }
