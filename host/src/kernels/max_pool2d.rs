@@ -78,8 +78,10 @@ pub fn forward(s: &Pool2dShape, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
                     // branches: which value wins is data, and mispredicted jumps cost more
                     // than the comparisons.
                     let (mut best, mut index) = (f32::NEG_INFINITY, usize::MAX);
-                    for iy in (iy0..).step_by(dy).take(ny) {
-                        for i in (iy * s.w + ix0..).step_by(dx).take(nx) {
+                    for ky in 0..ny {
+                        let line = (iy0 + ky * dy) * s.w + ix0;
+                        for kx in 0..nx {
+                            let i = line + kx * dx;
                             let v = x[i];
                             let wins =
                                 (index == usize::MAX) | (v > best) | (v.is_nan() & !best.is_nan());
