@@ -7,7 +7,6 @@ use crate::report::missing::Style;
 use crate::report::pairs;
 use crate::report::render::{cells, groups, HEADERS};
 use crate::report::stats;
-use crate::results::{RunState, Store};
 use crate::run::RunRecord;
 use crate::suite::{Plan, PlannedWorkload};
 
@@ -184,26 +183,21 @@ fn selection_text(plan: &Plan, tested: &[&str]) -> String {
     out
 }
 
-pub(super) fn runs_meta(store: &Store, report: &Report) -> String {
+/// The paragraph under the title: how many runs of what, how phases were selected, the
+/// device, pn-host and the plugin files the runs used.
+pub(super) fn runs_meta(report: &Report) -> String {
     let plan = &report.plan;
-    let (workloads, records): (Vec<&str>, Vec<RunRecord>) = plan
+    let records: Vec<&RunRecord> = report
         .runs
-        .iter()
-        .filter_map(|r| match store.state(r, None) {
-            RunState::Finished(record) | RunState::Failed(record) => {
-                Some((r.workload.as_str(), *record))
-            }
-            _ => None,
-        })
-        .unzip();
-    let mut tested: Vec<&str> = workloads
-        .iter()
-        .zip(&records)
-        .filter(|(_, r)| r.test_split)
-        .map(|(w, _)| *w)
+        .in_plan(plan)
+        .map(|(_, run)| &run.record)
         .collect();
-    tested.sort_unstable();
-    tested.dedup();
+    let tested: Vec<&str> = plan
+        .workloads
+        .iter()
+        .map(|w| w.label.as_str())
+        .filter(|w| report.test_split(w))
+        .collect();
     let mut out = format!(
         "{} runs: {} strategies × {} workloads × {} seeds ({}), plus equal-step budgets.",
         plan.runs.len(),
