@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::report::missing::Style;
 use crate::report::pairs;
-use crate::report::render::{cells, groups, HEADERS};
+use crate::report::render::{cells, groups, headers};
 use crate::report::stats;
 use crate::run::RunRecord;
 use crate::suite::{Plan, PlannedWorkload};
@@ -38,8 +38,9 @@ impl Report {
                 last = workload;
             }
             let _ = writeln!(out, "\n### {}\n", capitalise(self.view_title(budget)));
-            let _ = writeln!(out, "| {} |", HEADERS.join(" | "));
-            let _ = writeln!(out, "|{}", "---|".repeat(HEADERS.len()));
+            let headers = headers(self.test_split(workload));
+            let _ = writeln!(out, "| {} |", headers.join(" | "));
+            let _ = writeln!(out, "|{}", "---|".repeat(headers.len()));
             for r in rows {
                 let _ = writeln!(out, "| {} |", cells(r).join(" | "));
             }
@@ -162,7 +163,7 @@ fn selection_text(plan: &Plan, tested: &[&str]) -> String {
     if !with_test.is_empty() {
         let _ = write!(
             out,
-            " On {}, the data set has a test split: strategies chose their phase on its held-out split, and the tables' `valid` columns are test metrics.",
+            " On {}, the data set has a test split: strategies chose their phase on its held-out split, and the tables' `test` columns (`valid_*` in `summary.csv`) are measured on the test split.",
             names(&with_test)
         );
     }
