@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use pn_host::run::ComponentRef;
-use pn_tests::{assert_one_line_error, cifar_fixture, root, run_host, stderr};
+use pn_tests::{assert_one_line_error, cifar_fixture, mnist_fixture, root, run_host, stderr};
 use serde_json::json;
 
 fn run_cifar(tmp: &Path, dir: &Path) -> std::process::Output {
@@ -93,25 +93,7 @@ fn fashion_mnist_reads_idx_files_with_its_own_normalisation() {
 #[test]
 fn mnist_with_valid_holds_out_training_images_and_gives_the_test_files_as_test_split() {
     let tmp = tempfile::tempdir().unwrap();
-    // IDX files of `n` 2x2 images, image i all of value i, and labels i % 10.
-    let write = |prefix: &str, n: u8| {
-        let mut images = vec![0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 2, 0, 0, 0, 2];
-        images.extend((0..n).flat_map(|i| [i; 4]));
-        std::fs::write(
-            tmp.path().join(format!("{prefix}-images-idx3-ubyte")),
-            &images,
-        )
-        .unwrap();
-        let mut labels = vec![0, 0, 8, 1, 0, 0, 0, n];
-        labels.extend((0..n).map(|i| i % 10));
-        std::fs::write(
-            tmp.path().join(format!("{prefix}-labels-idx1-ubyte")),
-            &labels,
-        )
-        .unwrap();
-    };
-    write("train", 5);
-    write("t10k", 3);
+    mnist_fixture(tmp.path(), 5, 3);
     let registry = pn_tests::registry(&["mnist"]);
     let config = json!({"dir": tmp.path(), "valid": 2, "normalize": false});
     let (dataset, _) = registry.dataset("mnist", &config).unwrap();

@@ -5,8 +5,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use pn_tests::{
-    array_task, assert_one_line_error, assert_suite_fails, finished, kill_after_runs, pn_host,
-    root, run_host, stderr, summary_without_times, write_slurm, write_suite, TINY_SUITE,
+    array_task, assert_one_line_error, assert_suite_fails, finished, kill_after_runs,
+    mnist_fixture, pn_host, root, run_host, stderr, summary_without_times, write_slurm,
+    write_suite, TINY_SUITE,
 };
 
 fn plugin_dir() -> String {
@@ -531,6 +532,79 @@ fn equal_budgets_are_equal_in_passes_when_a_step_costs_two() {
     let report = std::fs::read_to_string(tmp.path().join("out/report.md")).unwrap();
     assert!(report.contains("At equal total passes"), "{report}");
     assert!(report.contains("`sam` (2)"), "{report}");
+}
+
+/// A workload whose data set has a test split (MNIST with `valid`: the test files) reports its
+/// held-out metrics on that split: its tables' column says `test`, while a workload without one
+/// in the same suite keeps `valid`, and `summary.csv` keeps its fixed column names.
+#[test]
+fn tables_name_the_test_split_where_a_workload_reports_on_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let digits = tmp.path().join("digits");
+    mnist_fixture(&digits, 20, 10);
+    let text = format!(
+        "{}\n[workloads.digits]\nmodel = {{ name = \"mlp\", config = {{ hidden = [4] }} }}\n\
+         dataset = {{ name = \"mnist\", config = {{ dir = \"{}\", valid = 4 }} }}\n\
+         train = {{ optimizer = \"adam\", lr = 0.01, batch_size = 4, epochs = 2 }}\n",
+        TINY_SUITE
+            .replace("seeds = 4", "seeds = 2")
+            .replace("epochs = 250", "epochs = 2"),
+        digits.display()
+    );
+    let file = write_suite(tmp.path(), &text);
+    let out_dir = tmp.path().join("out");
+    let out = run_host(
+        &root(),
+        &suite_args(&file, &out_dir.display().to_string(), &[]),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap();
+    let runs = |w: &str| {
+        finished(&out_dir)
+            .into_iter()
+            .filter(|(id, _)| id.starts_with(&format!("{w}.")))
+            .map(|(_, (json, _))| String::from_utf8_lossy(&json).contains("\"test_split\": true"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        runs("digits"),
+        [true; 6],
+        "every digits run reports on test"
+    );
+    assert_eq!(runs("student"), [false; 6]);
+
+    let (test, valid) = (
+        "| final test loss or accuracy |",
+        "| final valid loss or accuracy |",
+    );
+    let report = read("report.md");
+    let (student, digits) = report
+        .split_once("\n## digits\n")
+        .map(|(a, b)| (a.split_once("\n## student\n").unwrap().1, b))
+        .unwrap_or_else(|| panic!("student, then digits:\n{report}"));
+    assert_eq!(digits.matches(test).count(), 2, "{digits}");
+    assert!(!digits.contains(valid), "{digits}");
+    assert_eq!(student.matches(valid).count(), 2, "{student}");
+    assert!(!student.contains(test), "{student}");
+    assert!(
+        report.contains("On `digits`, the data set has a test split: strategies chose their phase on its held-out split, and the tables' `test` columns (`valid_*` in `summary.csv`) are measured on the test split."),
+        "{report}"
+    );
+    assert!(read("report.html").contains("final test loss or accuracy"));
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    for header in [
+        "final test loss or accuracy",
+        "final valid loss or accuracy",
+    ] {
+        assert_eq!(terminal.matches(header).count(), 2, "{terminal}");
+    }
+    // summary.csv: the same columns as any suite's, `valid_*` for both workloads.
+    let summary = summary_without_times(&out_dir);
+    assert_eq!(
+        summary[0],
+        summary_without_times(&root().join("docs/results/default"))[0]
+    );
+    assert!(summary.iter().any(|row| row[0] == "digits"));
 }
 
 /// The main job (`pn-host` with no arguments: the embedded default comparison, 160 runs) gives

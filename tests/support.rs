@@ -300,3 +300,19 @@ pub fn cifar_fixture(dir: &Path) {
     }
     file("test_batch.bin", 20, 0);
 }
+
+/// Writes MNIST IDX files into `dir`: `train` training and `test` test images of 2x2 pixels,
+/// image i all of value i, with label i % 10.
+pub fn mnist_fixture(dir: &Path, train: u8, test: u8) {
+    std::fs::create_dir_all(dir).unwrap();
+    let write = |prefix: &str, n: u8| {
+        let mut images = vec![0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 2, 0, 0, 0, 2];
+        images.extend((0..n).flat_map(|i| [i; 4]));
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), &images).unwrap();
+        let mut labels = vec![0, 0, 8, 1, 0, 0, 0, n];
+        labels.extend((0..n).map(|i| i % 10));
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), &labels).unwrap();
+    };
+    write("train", train);
+    write("t10k", test);
+}

@@ -1,19 +1,22 @@
 //! The report's figures: gathers per-seed curves, final values and steps to target from the
-//! runs, and has [`crate::report::plots`] draw them into `plots/`.
+//! runs the report read ([`Report::runs`]), and has [`crate::report::plots`] draw them into
+//! `plots/`.
+
+use std::path::Path;
 
 use crate::error::Error;
 use crate::report::plots::{self, Curve, Group, Profile};
+use crate::report::runs::{Run, Runs};
 use crate::report::stats;
-use crate::results::{metric_rows, MetricRow, RunState, Store};
-use crate::run::RunRecord;
-use crate::suite::{Budget, Metric, Plan, PlannedWorkload};
+use crate::results::MetricRow;
+use crate::suite::{Budget, Metric, PlannedWorkload};
 
 use crate::report::summary::*;
 
-/// Draws the plots of a report into `dir/plots`.
-pub fn draw(store: &Store, report: &Report) -> Result<(), Error> {
+/// Draws the plots of a report into `suite_dir/plots`.
+pub fn draw(suite_dir: &Path, report: &Report) -> Result<(), Error> {
     let plan = &report.plan;
-    let dir = store.dir.join("plots");
+    let dir = suite_dir.join("plots");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
     let mut profile: Vec<Vec<f64>> = vec![vec![]; plan.strategies.len()];
     for w in &plan.workloads {
@@ -33,12 +36,12 @@ pub fn draw(store: &Store, report: &Report) -> Result<(), Error> {
         let mut finals = vec![];
         let mut medians = vec![];
         for (color, s) in plan.strategies.iter().enumerate() {
-            let records = finished(store, plan, select(plan, w, s, view));
-            let per_run: Vec<Vec<MetricRow>> = records.iter().map(metric_rows).collect();
-            let longest = per_run
+            let records = finished(&report.runs, select(plan, w, s, view));
+            let per_run: Vec<&[MetricRow]> = records.iter().map(|r| r.rows.as_slice()).collect();
+            let longest: &[MetricRow] = per_run
                 .iter()
                 .max_by_key(|r| r.len())
-                .cloned()
+                .copied()
                 .unwrap_or_default();
             for pair in longest.windows(2).filter(|p| p[0].phase != p[1].phase) {
                 let at = pair[0].step as f64;
@@ -46,13 +49,13 @@ pub fn draw(store: &Store, report: &Report) -> Result<(), Error> {
                     phase_marks.push(at);
                 }
             }
-            curves.push(curve(s, color, &per_run, &longest, metric, log_y));
+            curves.push(curve(s, color, &per_run, longest, metric, log_y));
             finals.push(Group {
                 label: s.clone(),
                 color,
                 values: records
                     .iter()
-                    .filter_map(|r| metric_of(metric, r))
+                    .filter_map(|r| metric_of(metric, &r.record))
                     .collect(),
             });
             medians.push(median_steps_to_target(w, &records));
@@ -107,15 +110,10 @@ pub fn draw(store: &Store, report: &Report) -> Result<(), Error> {
     Ok(())
 }
 
-/// The finished runs among `ids`.
-fn finished(store: &Store, plan: &Plan, ids: Vec<String>) -> Vec<RunRecord> {
+/// The finished (completed or diverged) runs among `ids`.
+fn finished(runs: &Runs, ids: Vec<String>) -> Vec<&Run> {
     ids.iter()
-        .filter_map(
-            |id| match store.state(plan.runs.iter().find(|r| &r.id == id)?, None) {
-                RunState::Finished(r) => Some(*r),
-                _ => None,
-            },
-        )
+        .filter_map(|id| runs.get(id).filter(|r| r.finished()))
         .collect()
 }
 
@@ -124,7 +122,7 @@ fn finished(store: &Store, plan: &Plan, ids: Vec<String>) -> Vec<RunRecord> {
 fn curve(
     label: &str,
     color: usize,
-    per_run: &[Vec<MetricRow>],
+    per_run: &[&[MetricRow]],
     longest: &[MetricRow],
     metric: Metric,
     log_y: bool,
@@ -175,7 +173,7 @@ fn curve(
 
 /// The median over `records` of the steps to the workload's target (infinite for a seed that
 /// never reaches it, or without runs).
-fn median_steps_to_target(w: &PlannedWorkload, records: &[RunRecord]) -> f64 {
+fn median_steps_to_target(w: &PlannedWorkload, records: &[&Run]) -> f64 {
     let steps: Vec<f64> = records
         .iter()
         .map(|r| {

@@ -5,9 +5,8 @@ use std::fmt::Write as _;
 
 use crate::report::missing::Style;
 use crate::report::pairs;
-use crate::report::render::{cells, groups, HEADERS};
+use crate::report::render::{cells, groups, headers};
 use crate::report::stats;
-use crate::results::{RunState, Store};
 use crate::run::RunRecord;
 use crate::suite::{Plan, PlannedWorkload};
 
@@ -39,8 +38,9 @@ impl Report {
                 last = workload;
             }
             let _ = writeln!(out, "\n### {}\n", capitalise(self.view_title(budget)));
-            let _ = writeln!(out, "| {} |", HEADERS.join(" | "));
-            let _ = writeln!(out, "|{}", "---|".repeat(HEADERS.len()));
+            let headers = headers(self.test_split(workload));
+            let _ = writeln!(out, "| {} |", headers.join(" | "));
+            let _ = writeln!(out, "|{}", "---|".repeat(headers.len()));
             for r in rows {
                 let _ = writeln!(out, "| {} |", cells(r).join(" | "));
             }
@@ -163,7 +163,7 @@ fn selection_text(plan: &Plan, tested: &[&str]) -> String {
     if !with_test.is_empty() {
         let _ = write!(
             out,
-            " On {}, the data set has a test split: strategies chose their phase on its held-out split, and the tables' `valid` columns are test metrics.",
+            " On {}, the data set has a test split: strategies chose their phase on its held-out split, and the tables' `test` columns (`valid_*` in `summary.csv`) are measured on the test split.",
             names(&with_test)
         );
     }
@@ -184,26 +184,21 @@ fn selection_text(plan: &Plan, tested: &[&str]) -> String {
     out
 }
 
-pub(super) fn runs_meta(store: &Store, report: &Report) -> String {
+/// The paragraph under the title: how many runs of what, how phases were selected, the
+/// device, pn-host and the plugin files the runs used.
+pub(super) fn runs_meta(report: &Report) -> String {
     let plan = &report.plan;
-    let (workloads, records): (Vec<&str>, Vec<RunRecord>) = plan
+    let records: Vec<&RunRecord> = report
         .runs
-        .iter()
-        .filter_map(|r| match store.state(r, None) {
-            RunState::Finished(record) | RunState::Failed(record) => {
-                Some((r.workload.as_str(), *record))
-            }
-            _ => None,
-        })
-        .unzip();
-    let mut tested: Vec<&str> = workloads
-        .iter()
-        .zip(&records)
-        .filter(|(_, r)| r.test_split)
-        .map(|(w, _)| *w)
+        .in_plan(plan)
+        .map(|(_, run)| &run.record)
         .collect();
-    tested.sort_unstable();
-    tested.dedup();
+    let tested: Vec<&str> = plan
+        .workloads
+        .iter()
+        .map(|w| w.label.as_str())
+        .filter(|w| report.test_split(w))
+        .collect();
     let mut out = format!(
         "{} runs: {} strategies × {} workloads × {} seeds ({}), plus equal-step budgets.",
         plan.runs.len(),

@@ -1,7 +1,8 @@
 //! Suite reports: the summary over seeds ([`summary`]), every pair of strategies ([`pairs`]),
 //! the statistics behind them ([`stats`]), the text ([`render`]: terminal table and CSV,
 //! [`markdown`]), the figures ([`figures`], drawn by [`plots`]), the runs still missing
-//! ([`missing`]), the page for a browser ([`html`]) and the tuning section ([`tuning`]).
+//! ([`missing`]), the page for a browser ([`html`]) and the tuning section ([`tuning`]), all
+//! rendered from the runs' records read once ([`runs`]).
 
 pub mod figures;
 pub mod html;
@@ -10,6 +11,7 @@ pub mod missing;
 pub mod pairs;
 pub mod plots;
 pub mod render;
+pub mod runs;
 pub mod stats;
 pub mod summary;
 pub mod tuning;
@@ -25,9 +27,9 @@ use crate::results::Store;
 /// `report.html` (and `tuning.csv`, one row per trial, for a suite with tuning).
 pub fn write(store: &Store) -> Result<Report, Error> {
     let report = Report::build(store)?;
-    let meta = markdown::runs_meta(store, &report);
+    let meta = markdown::runs_meta(&report);
     crate::run::write_atomic(&store.dir.join("summary.csv"), &report.csv()?)?;
-    figures::draw(store, &report)?;
+    figures::draw(&store.dir, &report)?;
     tuning::draw(&store.dir.join("plots"), &report)?;
     if let Some(trials) = tuning::csv(&report)? {
         crate::run::write_atomic(&store.dir.join("tuning.csv"), &trials)?;

@@ -78,19 +78,26 @@ pub(super) fn cells(r: &Row) -> Vec<String> {
     ]
 }
 
-pub(super) const HEADERS: [&str; 11] = [
-    "strategy",
-    "steps",
-    "passes",
-    "completed",
-    "final train loss: mean ± std [95% CI]",
-    "final valid loss or accuracy",
-    "reached target",
-    "median steps to target",
-    "wins vs ref",
-    "Δ vs ref: mean ± std [95% CI]",
-    "Wilcoxon p",
-];
+/// The column headers of the terminal and markdown tables; with `test_split` (the workload's
+/// runs report on their data set's test split) the held-out column says `test`.
+pub(super) fn headers(test_split: bool) -> [&'static str; 11] {
+    [
+        "strategy",
+        "steps",
+        "passes",
+        "completed",
+        "final train loss: mean ± std [95% CI]",
+        match test_split {
+            true => "final test loss or accuracy",
+            false => "final valid loss or accuracy",
+        },
+        "reached target",
+        "median steps to target",
+        "wins vs ref",
+        "Δ vs ref: mean ± std [95% CI]",
+        "Wilcoxon p",
+    ]
+}
 
 pub(super) fn groups(rows: &[Row]) -> Vec<(&str, &str, Vec<&Row>)> {
     let mut out: Vec<(&str, &str, Vec<&Row>)> = vec![];
@@ -160,10 +167,11 @@ impl Report {
                 self.view_title(budget),
                 self.heading(workload)
             );
-            let table: Vec<Vec<String>> = std::iter::once(HEADERS.map(String::from).to_vec())
+            let headers = headers(self.test_split(workload));
+            let table: Vec<Vec<String>> = std::iter::once(headers.map(String::from).to_vec())
                 .chain(rows.iter().map(|r| cells(r)))
                 .collect();
-            let widths: Vec<usize> = (0..HEADERS.len())
+            let widths: Vec<usize> = (0..headers.len())
                 .map(|c| {
                     table
                         .iter()
@@ -194,6 +202,10 @@ impl Report {
     }
 
     /// `summary.csv`: one row per workload, budget and strategy.
+    ///
+    /// Its header is fixed: the `valid_*` columns keep their names where a workload's runs
+    /// report on a test split (the tables say `test` there), since tests, scripts and users
+    /// read the columns by name; `report.md` says which workloads they are test metrics of.
     pub fn csv(&self) -> Result<Vec<u8>, Error> {
         let mut w = csv::Writer::from_writer(vec![]);
         let mut header: Vec<String> = [

@@ -8,9 +8,10 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::report::missing::Missing;
 use crate::report::pairs::{pair_table, PairTable};
+use crate::report::runs::{Run, Runs};
 use crate::report::stats::{self, Paired, Summary};
 use crate::report::tuning::{tuned, Tuned};
-use crate::results::{metric_rows, MetricRow, RunState, Store};
+use crate::results::{MetricRow, Store};
 use crate::run::RunRecord;
 use crate::suite::{Budget, Metric, Plan, PlannedWorkload};
 use crate::train::Status;
@@ -103,12 +104,14 @@ pub struct Report {
     pub pairs: Vec<PairTable>,
     /// Per workload and strategy, its tuning trials and the chosen one (empty without tuning).
     pub tuning: Vec<Tuned>,
+    /// Every planned run's result, read once from the store.
+    pub runs: Runs,
 }
 
 pub(super) struct Loaded<'a> {
     workload: &'a PlannedWorkload,
     strategy: &'a str,
-    records: Vec<Option<RunRecord>>,
+    records: Vec<Option<&'a Run>>,
 }
 
 pub(super) fn metric_of(metric: Metric, r: &RunRecord) -> Option<f64> {
@@ -131,9 +134,10 @@ pub(super) fn row_metric(metric: Metric, r: &MetricRow) -> Option<f64> {
 
 /// Steps and seconds until the run first met the target (per-epoch metrics over all phases,
 /// then the selected phase's final metrics); `None` if it never did.
-pub(super) fn to_target(r: &RunRecord, metric: Metric, target: f64) -> Option<(f64, f64)> {
-    let rows = metric_rows(r);
-    if let Some(row) = rows
+pub(super) fn to_target(run: &Run, metric: Metric, target: f64) -> Option<(f64, f64)> {
+    let r = &run.record;
+    if let Some(row) = run
+        .rows
         .iter()
         .find(|row| row_metric(metric, row).is_some_and(|v| metric.meets(v, target)))
     {
@@ -157,18 +161,11 @@ pub fn compared_metric(w: &PlannedWorkload) -> Metric {
 }
 
 impl Report {
-    /// Reads every planned run's result from `store`.
+    /// Reads every planned run's result from `store` (once: see [`Runs`]).
     pub fn build(store: &Store) -> Result<Self, Error> {
         let mut plan = store.read_plan()?;
-        // Another shard may have finished the trials since this plan was written.
-        crate::suite::tuning::resolve(&mut plan, |run| store.result(run, None));
-        let mut records = std::collections::HashMap::new();
-        for run in &plan.runs {
-            if let RunState::Finished(r) | RunState::Failed(r) = store.state(run, None) {
-                records.insert(run.id.clone(), *r);
-            }
-        }
-        let missing = Missing::find(store, &plan, |run| records.contains_key(&run.id));
+        let runs = Runs::load(store, &mut plan);
+        let missing = Missing::find(store, &plan, |run| runs.get(&run.id).is_some());
         let (mut rows, mut pairs) = (vec![], vec![]);
         for w in &plan.workloads {
             let views: &[View] = if plan
@@ -189,7 +186,7 @@ impl Report {
                         strategy: s,
                         records: select(&plan, w, s, view)
                             .into_iter()
-                            .map(|id| records.get(&id).cloned())
+                            .map(|id| runs.get(&id))
                             .collect(),
                     })
                     .collect();
@@ -199,7 +196,7 @@ impl Report {
                     .map(|l| {
                         l.records
                             .iter()
-                            .map(|r| r.as_ref().and_then(|r| metric_of(metric, r)))
+                            .map(|r| r.and_then(|r| metric_of(metric, &r.record)))
                             .collect()
                     })
                     .collect();
@@ -222,14 +219,23 @@ impl Report {
                 }
             }
         }
-        let tuning = tuned(&plan, |run| records.get(&run.id).cloned());
+        let tuning = tuned(&plan, |run| runs.record(run).cloned());
         Ok(Self {
             rows,
             plan,
             missing,
             pairs,
             tuning,
+            runs,
         })
+    }
+
+    /// Whether runs of `workload` reported on their data set's test split (`test_split` in
+    /// their `run.json`): their `valid_*` metrics are then measured on the test split.
+    pub fn test_split(&self, workload: &str) -> bool {
+        self.runs
+            .in_plan(&self.plan)
+            .any(|(planned, run)| planned.workload == workload && run.record.test_split)
     }
 }
 
@@ -267,7 +273,8 @@ pub(super) fn summarise(
     zero: stats::ZeroMethod,
 ) -> Row {
     let metric = compared_metric(l.workload);
-    let done: Vec<&RunRecord> = l.records.iter().flatten().collect();
+    let done_runs: Vec<&Run> = l.records.iter().copied().flatten().collect();
+    let done: Vec<&RunRecord> = done_runs.iter().map(|r| &r.record).collect();
     let count = |s: Status| done.iter().filter(|r| r.result.status == s).count();
     let completed: Vec<&&RunRecord> = done
         .iter()
@@ -280,7 +287,7 @@ pub(super) fn summarise(
     let target = l.workload.target;
     let (mut steps_to, mut time_to) = (vec![], vec![]);
     if let Some(t) = target {
-        for r in &done {
+        for r in &done_runs {
             let hit = to_target(r, t.metric, t.value);
             steps_to.push(hit.map_or(f64::INFINITY, |h| h.0));
             time_to.push(hit.map_or(f64::INFINITY, |h| h.1));
@@ -291,8 +298,8 @@ pub(super) fn summarise(
         let (mut a, mut b) = (vec![], vec![]);
         for (mine, theirs) in l.records.iter().zip(&reference.records) {
             let pair = (
-                mine.as_ref().and_then(|r| metric_of(metric, r)),
-                theirs.as_ref().and_then(|r| metric_of(metric, r)),
+                mine.and_then(|r| metric_of(metric, &r.record)),
+                theirs.and_then(|r| metric_of(metric, &r.record)),
             );
             if let (Some(x), Some(y)) = pair {
                 a.push(x);
