@@ -1,5 +1,5 @@
 //! Subnormal floats flushed to zero in every thread that computes (the main thread and the
-//! `rayon` pool the kernels and Burn's `flex` share), as TensorFlow and XLA do on the CPU.
+//! `rayon` pool the kernels and Burn's `flex` share), as TensorFlow does on the CPU.
 //!
 //! Why: arithmetic that reads or makes a subnormal `f32` (below 1.2e-38) takes a slow path of
 //! the CPU, about a hundred times a normal operation. Training meets them when a term decays:
