@@ -195,4 +195,3 @@ pub(super) fn direct_case<'a>(case: &Case, data: &'a Data, device: &Device) -> S
         }
     }
 }
-

@@ -41,15 +41,15 @@ fn flushing_pool() -> rayon::ThreadPoolBuilder {
     rayon::ThreadPoolBuilder::new().start_handler(|_| flush_on_this_thread())
 }
 
-/// Whether this thread flushes subnormals to zero.
-pub fn flushing() -> bool {
-    let tiny = std::hint::black_box(f32::MIN_POSITIVE);
-    std::hint::black_box(tiny / 4.0) == 0.0
-}
-
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+
+    /// Whether this thread flushes subnormals to zero.
+    fn flushing() -> bool {
+        let tiny = std::hint::black_box(f32::MIN_POSITIVE);
+        std::hint::black_box(tiny / 4.0) == 0.0
+    }
 
     #[test]
     fn subnormals_are_flushed_on_this_thread_and_in_the_pool() {

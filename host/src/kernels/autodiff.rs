@@ -324,17 +324,15 @@ pub fn squared_distances_of_parts(
     }
     let width = anchors.dims()[1];
     let mut offset = 0;
-    let mut sum: Option<Tensor<CpuAutodiff, 1>> = None;
-    for part in parts {
-        let n = part.dims()[0];
-        let d = distances_at(part, anchors.clone(), distances::Window { width, offset });
-        offset += n;
-        sum = Some(match sum {
-            Some(s) => s + d,
-            None => d,
-        });
-    }
-    sum.expect("a group has parts")
+    parts
+        .into_iter()
+        .map(|part| {
+            let window = distances::Window { width, offset };
+            offset += part.dims()[0];
+            distances_at(part, anchors.clone(), window)
+        })
+        .reduce(|sum, d| sum + d)
+        .expect("a group has parts")
 }
 
 /// The distances op of `theta` at `window` in the anchors' rows, recorded with its backward.
