@@ -33,8 +33,8 @@ pub struct TrainConfig {
     pub beta1: f64,
     /// Adam's β2.
     pub beta2: f64,
-    /// Adam's ε. Burn's default 1e-5 is kept as the default; PyTorch and most papers use 1e-8,
-    /// which changes updates where gradients are small.
+    /// Adam's ε: 1e-8 by default, as PyTorch and the papers use (Burn's own default is 1e-5,
+    /// which changes updates where gradients are small).
     pub epsilon: f64,
     /// Weight decay of the optimizer (0 for none).
     pub weight_decay: f64,
@@ -77,7 +77,7 @@ impl Default for TrainConfig {
             nesterov: false,
             beta1: 0.9,
             beta2: 0.999,
-            epsilon: 1e-5,
+            epsilon: 1e-8,
             weight_decay: 0.0,
             batch_size: 128,
             epochs: 10,
