@@ -121,3 +121,42 @@ fn mnist_with_valid_holds_out_training_images_and_gives_the_test_files_as_test_s
     let e = dataset.load().into_result().err().unwrap().to_string();
     assert!(e.contains("`valid` must be in 1..5"), "{e}");
 }
+
+#[test]
+fn mnist_with_split_test_and_valid_cuts_the_test_files_three_ways() {
+    let tmp = tempfile::tempdir().unwrap();
+    mnist_fixture(tmp.path(), 0, 7);
+    // No training files at all: only the test files are read.
+    std::fs::remove_file(tmp.path().join("train-images-idx3-ubyte")).unwrap();
+    let registry = pn_tests::registry(&["mnist"]);
+    let load = |config: serde_json::Value| {
+        let (dataset, _) = registry.dataset("mnist", &config).unwrap();
+        let splits = dataset.load().into_result();
+        let test = dataset.load_test().into_result();
+        (splits, test)
+    };
+    let (splits, test) = load(json!({"dir": tmp.path(), "split_test": 5, "valid": 2}));
+    let splits = splits.unwrap();
+    assert_eq!(splits.train.targets.as_slice(), [0.0, 1.0, 2.0]);
+    assert_eq!(splits.valid.targets.as_slice(), [3.0, 4.0]);
+    let test = test.unwrap().into_option().expect("a test split");
+    assert_eq!(test.targets.as_slice(), [5.0, 6.0]);
+    // train_limit cuts only the training examples.
+    let (splits, _) =
+        load(json!({"dir": tmp.path(), "split_test": 5, "valid": 2, "train_limit": 1}));
+    let splits = splits.unwrap();
+    assert_eq!(splits.train.targets.as_slice(), [0.0]);
+    assert_eq!(splits.valid.targets.as_slice(), [3.0, 4.0]);
+    // Without `valid`: two splits as before.
+    let (splits, test) = load(json!({"dir": tmp.path(), "split_test": 5}));
+    assert_eq!(splits.unwrap().valid.targets.as_slice(), [5.0, 6.0]);
+    assert!(test.unwrap().into_option().is_none());
+    // A held-out split as large as the training part is refused in one line.
+    let (splits, test) = load(json!({"dir": tmp.path(), "split_test": 5, "valid": 5}));
+    let e = splits.err().unwrap().to_string();
+    assert!(
+        e.contains("`valid` must be in 1..5 (the `split_test` examples), got 5"),
+        "{e}"
+    );
+    assert!(test.is_err());
+}

@@ -4,14 +4,17 @@
 //! `mnist` is the handwritten digits (LeCun, Cortes & Burges), `fashion_mnist` the clothing
 //! images of Xiao, Rasul & Vollgraf (2017), which use the same format and file names.
 //! Pixels are scaled to [0, 1] and standardised with each set's mean and std (MNIST 0.1307 and
-//! 0.3081, Fashion-MNIST 0.2860 and 0.3530). With `split_test = N`, only the test files are
-//! needed: their first N images train and the rest are held out. With `valid = N`, three
-//! splits: the last N training images are held out (strategies select on them) and the test
-//! files are the test split (runs report on it).
+//! 0.3081, Fashion-MNIST 0.2860 and 0.3530). With `valid = V`, three splits: the last V
+//! training images are held out (strategies select on them) and the test files are the test
+//! split (runs report on it). With `split_test = N`, only the test files are needed: their
+//! first N images train and the rest are held out; with `valid = V` as well, the test files are
+//! cut three ways: the first N − V train, the next V are held out, and the rest are the test
+//! split.
 
 mod idx;
 
 use std::marker::PhantomData;
+use std::ops::Range;
 use std::path::PathBuf;
 
 use pn_plugin_api::{Component, DataSplit, DataSplits, Dataset, LossKind, Result};
@@ -55,13 +58,15 @@ impl Variant for Fashion {
 pub struct Config<V: Variant> {
     /// Directory holding the IDX files. Default `data/mnist` (`data/fashion-mnist`).
     pub dir: PathBuf,
-    /// Use only the test files: the first N examples train, the rest are held out.
+    /// Use only the test files: the first N examples train, the rest are held out (with
+    /// `valid = V`: the first N − V train, the next V are held out, the rest are the test split).
     pub split_test: Option<usize>,
     /// Keep at most this many training examples.
     pub train_limit: Option<usize>,
-    /// Three splits: hold out the last N examples of the training files as the held-out split
-    /// (strategies select on it) and give the test files as the test split (runs report on
-    /// it). Without it the test files are the held-out split.
+    /// Three splits: hold out the last N examples of the training files (or of the first
+    /// `split_test` test examples) as the held-out split (strategies select on it) and give the
+    /// test files (the rest of them) as the test split (runs report on it). Without it the test
+    /// files are the held-out split.
     pub valid: Option<usize>,
     /// Standardise pixels with the set's mean and std instead of scaling to [0, 1]. Default true.
     pub normalize: bool,
@@ -126,12 +131,7 @@ impl<V: Variant> Mnist<V> {
         Ok((images, labels))
     }
 
-    fn split(
-        &self,
-        images: &idx::Idx,
-        labels: &idx::Idx,
-        range: std::ops::Range<usize>,
-    ) -> DataSplit {
+    fn split(&self, images: &idx::Idx, labels: &idx::Idx, range: Range<usize>) -> DataSplit {
         let per = images.dims[1] * images.dims[2];
         let (mean, std) = V::MEAN_STD;
         let scale = |p: u8| {
@@ -158,72 +158,89 @@ impl<V: Variant> Mnist<V> {
     }
 }
 
+/// Which examples of one pair of files each split takes.
+struct Ranges {
+    train: Range<usize>,
+    valid: Range<usize>,
+    test: Option<Range<usize>>,
+}
+
 impl<V: Variant> Mnist<V> {
-    /// Training and held-out splits cut from the training files (`valid = N`).
-    fn three_way(&self, valid: usize) -> Result<DataSplits> {
-        if self.0.split_test.is_some() {
-            return Err("config fields `valid` and `split_test` cannot be combined".into());
+    /// How `split_test = n` (and `valid`, if given) cut `total` test examples: the first `n`
+    /// train and the rest are held out; with `valid = v` the last `v` of those `n` are held
+    /// out instead and the examples from `n` on are the test split.
+    fn test_file_ranges(&self, n: usize, total: usize) -> Result<Ranges> {
+        if n == 0 || n >= total {
+            return Err(format!("config field `split_test` must be in 1..{total}, got {n}").into());
         }
-        let (images, labels) = self.read_pair("train")?;
-        let total = images.dims[0];
-        if valid == 0 || valid >= total {
-            return Err(format!("config field `valid` must be in 1..{total}, got {valid}").into());
-        }
-        let n = self
-            .0
-            .train_limit
-            .map_or(total - valid, |l| l.min(total - valid));
-        Ok(DataSplits {
-            input_shape: vec![1, images.dims[1], images.dims[2]].into(),
-            outputs: 10,
-            loss: LossKind::CrossEntropy,
-            train: self.split(&images, &labels, 0..n),
-            valid: self.split(&images, &labels, total - valid..total),
+        Ok(match self.0.valid {
+            None => Ranges {
+                train: self.train_range(n),
+                valid: n..total,
+                test: None,
+            },
+            Some(v) if v == 0 || v >= n => {
+                return Err(format!(
+                    "config field `valid` must be in 1..{n} (the `split_test` examples), got {v}"
+                )
+                .into())
+            }
+            Some(v) => Ranges {
+                train: self.train_range(n - v),
+                valid: n - v..n,
+                test: Some(n..total),
+            },
         })
+    }
+
+    /// How `valid = v` cuts `total` training examples: the last `v` are held out.
+    fn train_file_ranges(&self, v: usize, total: usize) -> Result<Range<usize>> {
+        if v == 0 || v >= total {
+            return Err(format!("config field `valid` must be in 1..{total}, got {v}").into());
+        }
+        Ok(total - v..total)
+    }
+
+    /// The examples that train, whose end is `end` unless `train_limit` is smaller.
+    fn train_range(&self, end: usize) -> Range<usize> {
+        0..self.0.train_limit.map_or(end, |l| l.min(end))
     }
 }
 
 impl<V: Variant> Dataset for Mnist<V> {
     fn load_test(&self) -> Result<Option<DataSplit>> {
-        if self.0.valid.is_none() {
-            return Ok(None);
-        }
         let (images, labels) = self.read_pair("t10k")?;
-        Ok(Some(self.split(&images, &labels, 0..images.dims[0])))
+        let total = images.dims[0];
+        let test = match (self.0.split_test, self.0.valid) {
+            (Some(n), _) => self.test_file_ranges(n, total)?.test,
+            (None, Some(_)) => Some(0..total),
+            (None, None) => None,
+        };
+        Ok(test.map(|range| self.split(&images, &labels, range)))
     }
 
     fn load(&self) -> Result<DataSplits> {
-        if let Some(valid) = self.0.valid {
-            return self.three_way(valid);
-        }
         let (test_images, test_labels) = self.read_pair("t10k")?;
-        let (train, valid) = match self.0.split_test {
-            Some(n) => {
-                let total = test_images.dims[0];
-                if n == 0 || n >= total {
-                    return Err(format!(
-                        "config field `split_test` must be in 1..{total}, got {n}"
-                    )
-                    .into());
-                }
-                let n = self.0.train_limit.map_or(n, |l| l.min(n));
+        let (train, valid) = match (self.0.split_test, self.0.valid) {
+            (Some(n), _) => {
+                let ranges = self.test_file_ranges(n, test_images.dims[0])?;
                 (
-                    self.split(&test_images, &test_labels, 0..n),
-                    self.split(
-                        &test_images,
-                        &test_labels,
-                        self.0.split_test.unwrap_or(n)..total,
-                    ),
+                    self.split(&test_images, &test_labels, ranges.train),
+                    self.split(&test_images, &test_labels, ranges.valid),
                 )
             }
-            None => {
+            (None, Some(v)) => {
                 let (images, labels) = self.read_pair("train")?;
-                let n = self
-                    .0
-                    .train_limit
-                    .map_or(images.dims[0], |l| l.min(images.dims[0]));
+                let held_out = self.train_file_ranges(v, images.dims[0])?;
                 (
-                    self.split(&images, &labels, 0..n),
+                    self.split(&images, &labels, self.train_range(held_out.start)),
+                    self.split(&images, &labels, held_out),
+                )
+            }
+            (None, None) => {
+                let (images, labels) = self.read_pair("train")?;
+                (
+                    self.split(&images, &labels, self.train_range(images.dims[0])),
                     self.split(&test_images, &test_labels, 0..test_images.dims[0]),
                 )
             }
