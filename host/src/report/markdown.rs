@@ -199,12 +199,14 @@ pub(super) fn runs_meta(report: &Report) -> String {
         .map(|w| w.label.as_str())
         .filter(|w| report.test_split(w))
         .collect();
+    let count =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut out = format!(
-        "{} runs: {} strategies × {} workloads × {} seeds ({}), plus equal-step budgets.",
+        "{} runs: {} × {} × {} ({}), plus equal-step budgets.",
         plan.runs.len(),
-        plan.strategies.len(),
-        plan.workloads.len(),
-        plan.seeds.len(),
+        count(plan.strategies.len(), "strategy", "strategies"),
+        count(plan.workloads.len(), "workload", "workloads"),
+        count(plan.seeds.len(), "seed", "seeds"),
         seeds_text(&plan.seeds)
     );
     if let Some(t) = &plan.tuning {
