@@ -1,6 +1,7 @@
 //! `cifar10`: the CIFAR-10 images (Krizhevsky, 2009) read from the original binary files in
 //! `dir` (or `dir/cifar-10-batches-bin`): `data_batch_1.bin` … `data_batch_5.bin` train and
-//! `test_batch.bin` validates. Each record is one label byte (0–9) and 3072 pixel bytes: the
+//! `test_batch.bin` validates; with `valid = N` the last N training examples are held out
+//! (strategies select on them) and `test_batch.bin` is the test split. Each record is one label byte (0–9) and 3072 pixel bytes: the
 //! 32x32 red, then green, then blue plane, row-major; 10,000 records per file. Inputs are
 //! `[3, 32, 32]` scaled to [0, 1] and, with `normalize` (default), standardised per channel
 //! with the usual means (0.4914, 0.4822, 0.4465) and standard deviations (0.2470, 0.2435,
@@ -23,7 +24,7 @@ const STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
 pub enum Valid {
     /// `"test"`: the test file.
     Test(TestSplit),
-    /// A number N: the last N training examples (the test file is not read).
+    /// A number N: the last N training examples; the test file is then the test split.
     Holdout(usize),
 }
 
@@ -163,6 +164,14 @@ impl Cifar10 {
 }
 
 impl Dataset for Cifar10 {
+    fn load_test(&self) -> Result<Option<DataSplit>> {
+        if self.0.valid == Valid::Test(TestSplit::Test) {
+            return Ok(None);
+        }
+        let test = self.read(&self.folder()?, &["test_batch.bin".to_string()])?;
+        Ok(Some(self.split(&test, 0..test.labels.len())))
+    }
+
     fn load(&self) -> Result<DataSplits> {
         let folder = self.folder()?;
         let batches: Vec<String> = (1..=5).map(|i| format!("data_batch_{i}.bin")).collect();
@@ -270,6 +279,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!((held.train.len, held.valid.len), (4, 3));
+        let test_split = |valid| {
+            Cifar10(Config {
+                dir: tmp.clone(),
+                valid,
+                ..Config::default()
+            })
+            .load_test()
+            .unwrap()
+        };
+        let test = test_split(Valid::Holdout(3)).expect("a test split");
+        assert_eq!(test.targets.as_slice(), [3.0], "the test file");
+        assert!(test_split(Valid::Test(TestSplit::Test)).is_none());
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 
