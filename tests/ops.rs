@@ -114,6 +114,64 @@ fn dropout_is_the_identity_in_evaluation() {
     assert!((300..700).contains(&zeros), "{zeros} of 1000 dropped");
 }
 
+/// A parameter group is concatenated only when an operation reads it as a tensor: its shape
+/// and its distances to anchors come from the members, and every route gives the same
+/// distances and member gradients as the concatenation.
+#[test]
+fn a_parameter_group_is_concatenated_only_when_read_as_a_tensor() {
+    let device = parse_device("cpu").unwrap();
+    let s = Session::new(device.clone(), vec!["a".into(), "b".into()]);
+    let normal = Distribution::Normal(0.0, 1.0);
+    let a = Tensor::<B, 2>::random([3, 4], normal, &device).require_grad();
+    let b = Tensor::<B, 1>::random([5], normal, &device).require_grad();
+    let anchors = Tensor::<B, 2>::random([2, 17], normal, &device);
+    let flat = |t: DynTensor| t.to_values();
+    let run = |read_first: bool| {
+        s.reset(
+            vec![DynTensor::R2(a.clone()), DynTensor::R1(b.clone())],
+            true,
+        );
+        let raw = s.ops();
+        let ops = Ops::new(&raw);
+        let group = ops.param_group(&["*"]);
+        assert_eq!(group.shape(), [17]);
+        let concatenated = if read_first {
+            Some(flat(value(&s, group)))
+        } else {
+            None
+        };
+        let anchors = s.insert(DynTensor::R2(anchors.clone()));
+        let d = ops.squared_distances(group, ops.tensor(anchors));
+        let DynTensor::R1(d) = value(&s, d) else {
+            panic!("distances have rank 1")
+        };
+        let grads = (d.clone() * d.clone()).sum().backward();
+        (
+            flat(DynTensor::R1(d)),
+            a.grad(&grads).unwrap().to_data().to_vec::<f32>().unwrap(),
+            b.grad(&grads).unwrap().to_data().to_vec::<f32>().unwrap(),
+            concatenated,
+        )
+    };
+    let (lazy, read) = (run(false), run(true));
+    let whole: Vec<f32> = flat(DynTensor::R2(a.clone()))
+        .into_iter()
+        .chain(flat(DynTensor::R1(b.clone())))
+        .collect();
+    assert_eq!(
+        read.3.as_deref(),
+        Some(&whole[..]),
+        "read as the concatenation"
+    );
+    for (x, y) in [(&lazy.0, &read.0), (&lazy.1, &read.1), (&lazy.2, &read.2)] {
+        assert_eq!(x.len(), y.len());
+        for (x, y) in x.iter().zip(y) {
+            assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "{x} vs {y}");
+        }
+    }
+    assert!(lazy.1.iter().chain(&lazy.2).any(|g| *g != 0.0));
+}
+
 #[test]
 fn failures_poison_the_rest_and_name_the_operation() {
     let s = session();

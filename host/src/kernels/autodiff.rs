@@ -119,10 +119,34 @@ impl Backward<Flex, 2> for DistancesBackward {
         let dd = contiguous(grads.consume::<Flex>(&ops.node));
         let theta = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(ops.state.0));
         let anchors = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(ops.state.1));
+        let window = ops.state.2;
+        if let (Some(node), None) = (&node_theta, &node_anchors) {
+            // θ's gradient from the rest of the graph, when it is already there, takes the
+            // distances' gradient in place: no gradient of its own to write and add.
+            let key = AutodiffTensor {
+                primitive: theta.clone(),
+                node: node.clone(),
+                rc: Arc::new(node.id),
+            };
+            if let Some(mut grad) = take_grad(grads, &key) {
+                if let Some(out) = grad.try_storage_mut::<f32>() {
+                    distances::add_theta_gradient(
+                        out,
+                        floats(&theta),
+                        floats(&anchors),
+                        window,
+                        floats(&dd),
+                    );
+                    grads.register::<Flex>(node.id, grad);
+                    return;
+                }
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
         let (d_theta, d_anchors) = distances::backward(
             floats(&theta),
             floats(&anchors),
-            ops.state.2,
+            window,
             floats(&dd),
             node_anchors.is_some(),
         );
@@ -132,6 +156,25 @@ impl Backward<Flex, 2> for DistancesBackward {
         if let (Some(node), Some(d)) = (node_anchors, d_anchors) {
             grads.register::<Flex>(node.id, tensor(d, anchors.layout().shape().clone()));
         }
+    }
+}
+
+/// A tensor of the autodiff backend (whose type Burn names only through the backend).
+type AutodiffTensor = burn::tensor::ops::FloatTensor<CpuAutodiff>;
+
+/// The gradient registered so far for `key`'s node, taken out of `grads` when it is a
+/// contiguous `f32` tensor of `key`'s shape.
+fn take_grad(grads: &mut Gradients, key: &AutodiffTensor) -> Option<FlexTensor> {
+    let grad = grads.remove::<Flex>(key)?;
+    let fits = grad.dtype() == DType::F32
+        && grad.is_contiguous()
+        && grad.layout().start_offset() == 0
+        && grad.layout().shape() == key.primitive.layout().shape();
+    if fits {
+        Some(grad)
+    } else {
+        grads.register::<Flex>(key.node.id, grad);
+        None
     }
 }
 
@@ -304,44 +347,25 @@ pub fn squared_distances(
     theta: Tensor<CpuAutodiff, 1>,
     anchors: Tensor<CpuAutodiff, 2>,
 ) -> Tensor<CpuAutodiff, 1> {
-    if [theta.dtype(), anchors.dtype()] != [DType::F32; 2] {
-        return super::squared_distances_burn(theta, anchors);
-    }
-    let window = distances::Window::whole(theta.dims()[0]);
-    distances_at(theta, anchors, window)
+    squared_distances_at(theta, anchors, 0)
 }
 
-/// [`squared_distances`] of the concatenation of `parts` without concatenating them: each
-/// part's distances to its columns of the anchors, summed. Anchors that need a gradient (never
-/// kept ones, which are constants) take the concatenating route.
-pub fn squared_distances_of_parts(
-    parts: Vec<Tensor<CpuAutodiff, 1>>,
+/// `‖theta − anchors[k, offset..offset + n]‖²` for each row of `anchors`, `theta` flattened
+/// (`n` values, any shape): one member of a parameter group, recorded on the member itself (no
+/// flattening node), so that its gradient lands straight on it.
+pub fn squared_distances_at<const D: usize>(
+    theta: Tensor<CpuAutodiff, D>,
     anchors: Tensor<CpuAutodiff, 2>,
+    offset: usize,
 ) -> Tensor<CpuAutodiff, 1> {
-    let f32s = parts.iter().all(|p| p.dtype() == DType::F32) && anchors.dtype() == DType::F32;
-    if !f32s || anchors.is_require_grad() {
-        return squared_distances(Tensor::cat(parts, 0), anchors);
+    let (n, [k, width]) = (theta.shape().num_elements(), anchors.dims());
+    let window = distances::Window { width, offset };
+    if [theta.dtype(), anchors.dtype()] != [DType::F32; 2]
+        || anchors.is_require_grad() && window != distances::Window::whole(n)
+    {
+        let anchors = anchors.narrow(1, offset, n);
+        return super::squared_distances_burn(theta.reshape([n]), anchors);
     }
-    let width = anchors.dims()[1];
-    let mut offset = 0;
-    parts
-        .into_iter()
-        .map(|part| {
-            let window = distances::Window { width, offset };
-            offset += part.dims()[0];
-            distances_at(part, anchors.clone(), window)
-        })
-        .reduce(|sum, d| sum + d)
-        .expect("a group has parts")
-}
-
-/// The distances op of `theta` at `window` in the anchors' rows, recorded with its backward.
-fn distances_at(
-    theta: Tensor<CpuAutodiff, 1>,
-    anchors: Tensor<CpuAutodiff, 2>,
-    window: distances::Window,
-) -> Tensor<CpuAutodiff, 1> {
-    let k = anchors.dims()[0];
     let (theta, anchors) = (
         theta.into_primitive().tensor(),
         anchors.into_primitive().tensor(),
@@ -587,13 +611,14 @@ mod tests {
     }
 
     /// The distances kernel against the same math in Burn's operations over 20 random sizes
-    /// (across the chunk boundary) and anchor counts: distances and both gradients within 1e-4.
+    /// (across the chunk boundary, one thread and several) and anchor counts: distances and
+    /// both gradients within 1e-4.
     #[test]
     fn the_distances_kernel_matches_burns_operations() {
         let device = Default::default();
         let mut rng = StdRng::seed_from_u64(17);
         for case in 0..20u64 {
-            let (k, n) = (rng.random_range(1..5), rng.random_range(1..40_000));
+            let (k, n) = (rng.random_range(1..5), rng.random_range(1..120_000));
             let normal = Distribution::Normal(0.0, 1.0);
             let theta = Tensor::<CpuAutodiff, 1>::random([n], normal, &device);
             let anchors = Tensor::<CpuAutodiff, 2>::random([k, n], normal, &device);
@@ -631,36 +656,60 @@ mod tests {
         }
     }
 
-    /// A parameter group's distances from its members (no concatenation) against the
-    /// distances of the concatenation, over 20 random groups of 1-4 members (sizes across the
-    /// chunk boundary): distances and every member's gradient within 1e-5.
+    /// A parameter group's distances from its members (no concatenation), each member also
+    /// used by another term (whose gradient the distances' gradient is added to, before or
+    /// after it is registered) against the distances of the concatenation, over 20 random
+    /// groups of 1-4 members of rank 1 or 2 (sizes across the chunk boundary and the
+    /// parallel threshold): distances and every member's gradient within 1e-5.
     #[test]
     fn a_groups_distances_from_its_members_match_those_of_the_concatenation() {
         let device = Default::default();
         let mut rng = StdRng::seed_from_u64(19);
         for case in 0..20 {
             let sizes: Vec<usize> = (0..rng.random_range(1..5))
-                .map(|_| rng.random_range(1..30_000))
+                .map(|_| 2 * rng.random_range(1..50_000))
                 .collect();
             let (k, n) = (rng.random_range(1..4), sizes.iter().sum::<usize>());
             let normal = Distribution::Normal(0.0, 1.0);
-            let parts: Vec<Tensor<CpuAutodiff, 1>> = sizes
+            let parts: Vec<Tensor<CpuAutodiff, 2>> = sizes
                 .iter()
-                .map(|&len| Tensor::random([len], normal, &device).require_grad())
+                .map(|&len| Tensor::random([2, len / 2], normal, &device).require_grad())
                 .collect();
             let anchors = Tensor::<CpuAutodiff, 2>::random([k, n], normal, &device);
             let values = |t: Tensor<Flex, 1>| t.into_data().to_vec::<f32>().unwrap();
             let run = |fused: bool| {
                 let d = if fused {
-                    squared_distances_of_parts(parts.clone(), anchors.clone())
+                    let mut offset = 0;
+                    let at = parts.iter().map(|p| {
+                        let start = offset;
+                        offset += p.shape().num_elements();
+                        squared_distances_at(p.clone(), anchors.clone(), start)
+                    });
+                    at.reduce(|sum, d| sum + d).unwrap()
                 } else {
-                    squared_distances(Tensor::cat(parts.clone(), 0), anchors.clone())
+                    let flat = parts.iter().map(|p| p.clone().flatten::<1>(0, 1));
+                    squared_distances(Tensor::cat(flat.collect(), 0), anchors.clone())
                 };
                 let weights = (0..k).map(|i| 1.0 - i as f32);
                 let weights = Tensor::from_data(TensorData::new(weights.collect(), [k]), &device);
                 let mut out = vec![values(d.clone().inner())];
-                let grads = (d * weights).sum().backward();
-                out.extend(parts.iter().map(|p| values(p.grad(&grads).unwrap())));
+                let penalty = (d * weights).sum();
+                let other = parts
+                    .iter()
+                    .map(|p| (p.clone().powf_scalar(3.0) * 0.1).sum())
+                    .reduce(|a, b| a + b)
+                    .unwrap();
+                let objective = if case % 2 == 0 {
+                    penalty + other
+                } else {
+                    other + penalty
+                };
+                let grads = objective.backward();
+                out.extend(
+                    parts
+                        .iter()
+                        .map(|p| values(p.grad(&grads).unwrap().flatten(0, 1))),
+                );
                 out
             };
             let (fused, concatenated) = (run(true), run(false));

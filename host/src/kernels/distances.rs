@@ -9,6 +9,10 @@ use rayon::prelude::*;
 /// Elements of θ one task handles.
 const CHUNK: usize = 1 << 14;
 
+/// Chunks below which one thread does all of them: waking the pool costs more than the
+/// pass over a small parameter (a bias, a small layer).
+const PARALLEL_CHUNKS: usize = 4;
+
 /// Where θ sits in the anchors' rows: rows of `width` values, θ's at `offset..offset + n`. A
 /// parameter group's members each see their own columns, so the group is never concatenated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,18 +52,21 @@ pub fn forward(theta: &[f32], anchors: &[f32], window: Window) -> Vec<f32> {
         "θ outside the anchors' rows"
     );
     let k = window.rows(anchors);
-    let partials: Vec<Vec<f64>> = (0..n.div_ceil(CHUNK))
-        .into_par_iter()
-        .map(|c| {
-            let range = c * CHUNK..((c + 1) * CHUNK).min(n);
-            (0..k)
-                .map(|row| {
-                    let a = window.of(anchors, row, range.clone());
-                    sum_of_squared_differences(&theta[range.clone()], a)
-                })
-                .collect()
-        })
-        .collect();
+    let chunk = |c: usize| -> Vec<f64> {
+        let range = c * CHUNK..((c + 1) * CHUNK).min(n);
+        (0..k)
+            .map(|row| {
+                let a = window.of(anchors, row, range.clone());
+                sum_of_squared_differences(&theta[range.clone()], a)
+            })
+            .collect()
+    };
+    let chunks = n.div_ceil(CHUNK);
+    let partials: Vec<Vec<f64>> = if chunks < PARALLEL_CHUNKS {
+        (0..chunks).map(chunk).collect()
+    } else {
+        (0..chunks).into_par_iter().map(chunk).collect()
+    };
     (0..k)
         .map(|row| partials.iter().map(|p| p[row]).sum::<f64>() as f32)
         .collect()
@@ -97,18 +104,7 @@ pub fn backward(
 ) -> (Vec<f32>, Option<Vec<f32>>) {
     let n = theta.len();
     let mut d_theta = vec![0.0; n];
-    d_theta
-        .par_chunks_mut(CHUNK)
-        .enumerate()
-        .for_each(|(c, out)| {
-            let range = c * CHUNK..c * CHUNK + out.len();
-            for (row, &g) in dd.iter().enumerate() {
-                let a = window.of(anchors, row, range.clone());
-                for ((o, &t), &a) in out.iter_mut().zip(&theta[range.clone()]).zip(a) {
-                    *o += 2.0 * g * (t - a);
-                }
-            }
-        });
+    add_theta_gradient(&mut d_theta, theta, anchors, window, dd);
     assert!(
         !anchors_too || window == Window::whole(n),
         "anchor gradient of a window"
@@ -126,6 +122,44 @@ pub fn backward(
         d
     });
     (d_theta, d_anchors)
+}
+
+/// Adds θ's gradient `Σ_k 2 dd_k (θ − a_k)` to `grad` in one pass: the sum over the anchors
+/// first, then one addition per element, so `grad` (θ's gradient from elsewhere in the graph)
+/// ends as it would with the distances' gradient computed apart and added to it.
+pub fn add_theta_gradient(
+    grad: &mut [f32],
+    theta: &[f32],
+    anchors: &[f32],
+    window: Window,
+    dd: &[f32],
+) {
+    let n = theta.len();
+    assert_eq!(grad.len(), n, "a gradient of θ's size");
+    let chunk = |(c, out): (usize, &mut [f32])| {
+        // Blocks small enough for the sums to stay in registers and L1.
+        const BLOCK: usize = 256;
+        let mut sums = [0.0f32; BLOCK];
+        for (b, out) in out.chunks_mut(BLOCK).enumerate() {
+            let range = c * CHUNK + b * BLOCK..c * CHUNK + b * BLOCK + out.len();
+            let sums = &mut sums[..out.len()];
+            sums.fill(0.0);
+            for (row, &g) in dd.iter().enumerate() {
+                let a = window.of(anchors, row, range.clone());
+                for ((s, &t), &a) in sums.iter_mut().zip(&theta[range.clone()]).zip(a) {
+                    *s += 2.0 * g * (t - a);
+                }
+            }
+            for (o, s) in out.iter_mut().zip(sums.iter()) {
+                *o += s;
+            }
+        }
+    };
+    if n.div_ceil(CHUNK) < PARALLEL_CHUNKS {
+        grad.chunks_mut(CHUNK).enumerate().for_each(chunk);
+    } else {
+        grad.par_chunks_mut(CHUNK).enumerate().for_each(chunk);
+    }
 }
 
 #[cfg(test)]

@@ -95,13 +95,21 @@ pub fn squared_distances(theta: Tensor<B, 1>, anchors: Tensor<B, 2>) -> Tensor<B
     return squared_distances_burn(theta, anchors);
 }
 
-/// [`squared_distances`] of the concatenation of `parts` (a parameter group), which the
-/// host's kernel computes part by part without concatenating them.
-pub fn squared_distances_of_parts(parts: Vec<Tensor<B, 1>>, anchors: Tensor<B, 2>) -> Tensor<B, 1> {
+/// [`squared_distances`] from `theta` (flattened, any shape) to columns `offset..offset + n`
+/// of the anchors: one member of a parameter group, so that the host's kernel computes a
+/// group's distances member by member without concatenating them.
+pub fn squared_distances_at<const D: usize>(
+    theta: Tensor<B, D>,
+    anchors: Tensor<B, 2>,
+    offset: usize,
+) -> Tensor<B, 1> {
     #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
-    return autodiff::squared_distances_of_parts(parts, anchors);
+    return autodiff::squared_distances_at(theta, anchors, offset);
     #[cfg(any(feature = "cuda", feature = "vulkan"))]
-    return squared_distances_burn(Tensor::cat(parts, 0), anchors);
+    return {
+        let n = theta.shape().num_elements();
+        squared_distances_burn(theta.reshape([n]), anchors.narrow(1, offset, n))
+    };
 }
 
 /// [`squared_distances`] as Burn tensor operations.

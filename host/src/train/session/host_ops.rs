@@ -7,7 +7,6 @@ use pn_plugin_api::abi::{HostOps, LogLevel, OptimizerState, TensorId, POISON};
 use pn_plugin_api::ops::{Binary, Layer, Random, Reduce, Scalar, Unary};
 
 use super::Session;
-use crate::device::B;
 use crate::train::dyn_tensor::DynTensor;
 use crate::{map_dyn, with_dyn, zip_dyn};
 
@@ -46,8 +45,8 @@ impl HostOps for Session<'_> {
     }
 
     fn shape(&self, t: TensorId) -> RVec<usize> {
-        match self.get(t) {
-            Ok(t) => t.dims().into(),
+        match self.dims_of(t) {
+            Ok(dims) => dims.into(),
             Err(e) => {
                 self.fail("shape", e);
                 RVec::new()
@@ -250,28 +249,20 @@ impl HostOps for Session<'_> {
     }
 
     fn param_group(&self, patterns: RSlice<'_, RString>) -> TensorId {
-        let mut members = None;
-        let group = self.run("param_group", || {
-            let indices = self.group_indices(&patterns)?;
+        if self.error.borrow().is_some() {
+            return POISON;
+        }
+        let members = self.group_indices(&patterns).and_then(|indices| {
             let params = self.params.borrow();
             if params.is_empty() {
                 return Err("parameters are not available in this callback".into());
             }
-            let mut parts: Vec<Tensor<B, 1>> = indices
-                .iter()
-                .map(|&i| params[i].clone().flatten())
-                .collect();
-            Ok(DynTensor::R1(if parts.len() == 1 {
-                parts.remove(0)
-            } else {
-                members = Some(parts.clone());
-                Tensor::cat(parts, 0)
-            }))
+            Ok(indices.iter().map(|&i| params[i].clone()).collect())
         });
-        if let (Some(parts), false) = (members, group == POISON) {
-            self.group_parts.borrow_mut().push((group, parts));
+        match members {
+            Ok(members) => self.insert_group(members),
+            Err(e) => self.fail("param_group", e),
         }
-        group
     }
 
     fn keep(&self, name: RStr<'_>, t: TensorId) -> u64 {

@@ -8,7 +8,7 @@ use pn_plugin_api::ops::Layer;
 use super::{NormStats, OpResult, Session, StatsMode};
 use crate::device::B;
 use crate::train::dyn_tensor::DynTensor;
-use crate::{map_dyn, zip_dyn};
+use crate::{map_dyn, with_dyn, zip_dyn};
 
 impl Session<'_> {
     /// Batch normalisation with running statistics kept per `gamma` (see `Layer::BatchNorm`).
@@ -105,27 +105,38 @@ impl Session<'_> {
         ))
     }
 
-    /// `squared_distances` of a parameter group made by `param_group` in this scope, computed
-    /// from the group's members (no copy of the parameters forward, no slicing backward), or
-    /// `None` when `group` is not such a group or the anchors do not fit it (the general
-    /// operation then reports the shapes).
+    /// `squared_distances` of a parameter group made by `param_group` in this scope and not
+    /// concatenated since, computed member by member (no copy of the parameters forward, no
+    /// slicing backward, each member's gradient straight on it), or `None` when `group` is
+    /// not such a group or the anchors do not fit it (the general operation then reports the
+    /// shapes).
     pub(super) fn distances_of_group(
         &self,
         group: TensorId,
         anchors: TensorId,
     ) -> Result<Option<DynTensor>, String> {
-        self.get(group)?;
-        let parts = self.group_parts.borrow();
-        let Some((_, parts)) = parts.iter().find(|(id, _)| *id == group) else {
+        let Some(members) = self.group_members(group)? else {
             return Ok(None);
         };
-        let n: usize = parts.iter().map(|p| p.dims()[0]).sum();
-        Ok(match self.get(anchors)? {
-            DynTensor::R2(anchors) if anchors.dims()[1] == n => Some(DynTensor::R1(
-                crate::kernels::squared_distances_of_parts(parts.clone(), anchors),
-            )),
-            _ => None,
-        })
+        let numel = |m: &DynTensor| m.dims().iter().product::<usize>();
+        let n: usize = members.iter().map(numel).sum();
+        let DynTensor::R2(anchors) = self.get(anchors)? else {
+            return Ok(None);
+        };
+        if anchors.dims()[1] != n {
+            return Ok(None);
+        }
+        let mut offset = 0;
+        let distances = members.into_iter().map(|m| {
+            let at = offset;
+            offset += numel(&m);
+            with_dyn!(m, |t| crate::kernels::squared_distances_at(
+                t,
+                anchors.clone(),
+                at
+            ))
+        });
+        Ok(distances.reduce(|sum, d| sum + d).map(DynTensor::R1))
     }
 
     pub(super) fn layer_op(

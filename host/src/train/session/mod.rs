@@ -45,6 +45,14 @@ pub struct NormStats {
     batches: usize,
 }
 
+/// An arena slot: a tensor, or a parameter group that `param_group` has not concatenated
+/// (its members, in order): it is concatenated when an operation first reads it as a tensor,
+/// while `squared_distances` reads the members themselves.
+enum Slot {
+    Tensor(DynTensor),
+    Group(Vec<DynTensor>),
+}
+
 /// The model plugin a session runs forwards of, and its number of outputs.
 struct ModelRef<'m> {
     model: &'m ModelBox,
@@ -54,7 +62,7 @@ struct ModelRef<'m> {
 /// Tensor operations for one run: the arena, the current parameters and the kept tensors.
 pub struct Session<'m> {
     device: Device,
-    arena: RefCell<Vec<DynTensor>>,
+    arena: RefCell<Vec<Slot>>,
     generation: Cell<u32>,
     error: RefCell<Option<String>>,
     train: Cell<bool>,
@@ -62,9 +70,6 @@ pub struct Session<'m> {
     params: RefCell<Vec<DynTensor>>,
     /// Parameter groups already resolved: globs -> parameter indices (looked up every step).
     groups: RefCell<Vec<(Vec<String>, Vec<usize>)>>,
-    /// The flattened members of each concatenated parameter group of this scope, by the
-    /// group's handle: `squared_distances` of a group reads them instead of the copy.
-    group_parts: RefCell<Vec<(TensorId, Vec<Tensor<B, 1>>)>>,
     kept: RefCell<Vec<(String, DynTensor)>>,
     /// Arena slots `start..start + len` hold the parameters (in spec order) of the forward
     /// pass in progress.
@@ -117,7 +122,6 @@ impl<'m> Session<'m> {
             param_names,
             params: RefCell::new(Vec::new()),
             groups: RefCell::new(Vec::new()),
-            group_parts: RefCell::new(Vec::new()),
             kept: RefCell::new(Vec::new()),
             param_range: Cell::new((0, 0)),
             norm_stats: RefCell::new(Vec::new()),
@@ -311,7 +315,6 @@ impl<'m> Session<'m> {
     /// Starts a new scope (one step or callback): earlier handles become invalid.
     pub fn reset(&self, params: Vec<DynTensor>, train: bool) {
         self.arena.borrow_mut().clear();
-        self.group_parts.borrow_mut().clear();
         self.param_range.set((0, 0));
         self.spent_below.set(0);
         self.draws.set(0);
@@ -331,13 +334,65 @@ impl<'m> Session<'m> {
 
     /// Adds a tensor to the arena and returns its handle.
     pub fn insert(&self, t: DynTensor) -> TensorId {
+        self.insert_slot(Slot::Tensor(t))
+    }
+
+    /// Adds a parameter group of `members` to the arena, not concatenated (see [`Slot`]).
+    pub(super) fn insert_group(&self, members: Vec<DynTensor>) -> TensorId {
+        self.insert_slot(Slot::Group(members))
+    }
+
+    fn insert_slot(&self, slot: Slot) -> TensorId {
         let mut arena = self.arena.borrow_mut();
-        arena.push(t);
+        arena.push(slot);
         (u64::from(self.generation.get()) << 32) | (arena.len() as u64 - 1)
     }
 
-    /// The tensor behind a handle.
+    /// The tensor behind a handle (a parameter group is concatenated the first time).
     pub fn get(&self, id: TensorId) -> Result<DynTensor, String> {
+        let slot = self.slot(id)?;
+        let mut arena = self.arena.borrow_mut();
+        let entry = arena
+            .get_mut(slot)
+            .ok_or_else(|| format!("unknown tensor handle {id}"))?;
+        Ok(match entry {
+            Slot::Tensor(t) => t.clone(),
+            Slot::Group(members) => {
+                let mut flat: Vec<Tensor<B, 1>> =
+                    members.drain(..).map(DynTensor::flatten).collect();
+                let t = DynTensor::R1(if flat.len() == 1 {
+                    flat.remove(0)
+                } else {
+                    Tensor::cat(flat, 0)
+                });
+                *entry = Slot::Tensor(t.clone());
+                t
+            }
+        })
+    }
+
+    /// The members of the parameter group behind `id`, if it is one not yet concatenated.
+    pub(super) fn group_members(&self, id: TensorId) -> Result<Option<Vec<DynTensor>>, String> {
+        let slot = self.slot(id)?;
+        Ok(match self.arena.borrow().get(slot) {
+            Some(Slot::Group(members)) => Some(members.clone()),
+            _ => None,
+        })
+    }
+
+    /// The dimensions of the tensor behind a handle (a group's without concatenating it).
+    pub(super) fn dims_of(&self, id: TensorId) -> Result<Vec<usize>, String> {
+        match self.group_members(id)? {
+            Some(members) => Ok(vec![members
+                .iter()
+                .map(|m| m.dims().iter().product::<usize>())
+                .sum()]),
+            None => Ok(self.get(id)?.dims()),
+        }
+    }
+
+    /// The arena slot of a handle that is valid now.
+    fn slot(&self, id: TensorId) -> Result<usize, String> {
         if id == POISON {
             return Err("input comes from a failed operation".into());
         }
@@ -352,11 +407,7 @@ impl<'m> Session<'m> {
         if slot < self.spent_below.get() && !(start..start + len).contains(&slot) {
             return Err("tensor handle made before Ops::grad, whose backward pass used up its graph (compute it again after the call)".into());
         }
-        self.arena
-            .borrow()
-            .get((id & 0xffff_ffff) as usize)
-            .cloned()
-            .ok_or_else(|| format!("unknown tensor handle {id}"))
+        Ok(slot)
     }
 
     /// Takes the first error recorded since the last call.
