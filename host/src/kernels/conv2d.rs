@@ -7,6 +7,8 @@
 //! fixed order, and the weight gradient adds the chunks' sums in order, so results do not depend
 //! on the number of cores.
 
+use std::mem::MaybeUninit;
+
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
@@ -94,29 +96,33 @@ impl Conv2dShape {
     }
 }
 
-/// `dst[m, n] (+)= a[m, k] · b[k, n]`, each matrix given by its row and column strides.
+/// `dst[m, n] (+)= a[m, k] · b[k, n]`, each matrix given by its row and column strides (`dst`'s
+/// columns are contiguous). Without `accumulate`, `dst` is only written, never read, so it may
+/// start uninitialised.
 #[allow(clippy::too_many_arguments)]
 fn matmul(
     [m, n, k]: [usize; 3],
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
+    dst_rs: usize,
     accumulate: bool,
     a: &[f32],
     [a_rs, a_cs]: [usize; 2],
     b: &[f32],
     [b_rs, b_cs]: [usize; 2],
 ) {
-    assert!(dst.len() >= m * n);
+    assert!(m == 0 || n == 0 || dst.len() >= (m - 1) * dst_rs + n);
     assert!(m == 0 || k == 0 || a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
     assert!(n == 0 || k == 0 || b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
-    // SAFETY: the asserts above keep every index gemm reads or writes inside the slices.
+    // SAFETY: the asserts above keep every index gemm reads or writes inside the slices, and
+    // gemm reads `dst` only when told to accumulate onto it.
     unsafe {
         gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.as_mut_ptr().cast::<f32>(),
             1,
-            n as isize,
+            dst_rs as isize,
             accumulate,
             a.as_ptr(),
             a_cs as isize,
@@ -132,6 +138,25 @@ fn matmul(
             Parallelism::None,
         )
     }
+}
+
+/// `values` as possibly uninitialised floats, for [`matmul`] to write or add onto.
+fn writable(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same size and alignment; the callers write only initialised floats through it.
+    unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// A vector of `len` floats whose every element `fill` writes, left uninitialised until then
+/// (zeroing it first would cost a pass over memory that is overwritten anyway).
+///
+/// # Safety
+/// `fill` must write every element of the slice it is given.
+unsafe fn written(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut values = Vec::<f32>::with_capacity(len);
+    fill(&mut values.spare_capacity_mut()[..len]);
+    // SAFETY: `fill` initialised the first `len` elements (the caller's promise).
+    unsafe { values.set_len(len) };
+    values
 }
 
 /// The size a chunk's im2col matrix aims at (512 KiB): one GEMM per chunk and group, long
@@ -270,43 +295,67 @@ fn scratch(s: &Conv2dShape) -> (Vec<f32>, Vec<f32>) {
 /// The convolution of `x` (`[n, c, h, w]`) with `weight` (`[co, c / groups, kh, kw]`) plus
 /// `bias` (`[co]`): `[n, co, oh, ow]`.
 pub fn forward(s: &Conv2dShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let (l, k, cog, samples) = (s.l(), s.k(), s.cog(), chunk_samples(s));
-    let mut y = vec![0.0; s.n * s.co * l];
-    y.par_chunks_mut(samples * s.co * l)
-        .zip(x.par_chunks(samples * s.c * s.h * s.w))
-        .for_each_init(
-            || scratch(s),
-            |(cols, out), (y, x)| {
-                let width = y.len() / s.co;
-                let mut cols = Columns { data: cols, width };
-                for g in 0..s.groups {
-                    for (i, x) in x.chunks_exact(s.c * s.h * s.w).enumerate() {
-                        im2col(s, x, g, &mut cols, i * l);
-                    }
-                    let w = &weight[g * cog * k..];
-                    matmul(
-                        [cog, width, k],
-                        out,
-                        false,
-                        w,
-                        [k, 1],
-                        cols.data,
-                        [width, 1],
-                    );
-                    for (at, to) in side_by_side(s, width / l, g * cog..(g + 1) * cog) {
-                        y[at].copy_from_slice(&out[to]);
-                    }
-                }
-                if let Some(bias) = bias {
+    let (l, samples) = (s.l(), chunk_samples(s));
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        y.par_chunks_mut(samples * s.co * l)
+            .zip(x.par_chunks(samples * s.c * s.h * s.w))
+            .for_each_init(
+                || scratch(s),
+                |(cols, out), (y, x)| {
+                    forward_chunk(s, x, weight, [cols, out], y);
+                    let Some(bias) = bias else { return };
+                    // SAFETY: `forward_chunk` wrote every element of `y`.
+                    let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
                     for sample in y.chunks_exact_mut(s.co * l) {
                         for (channel, b) in sample.chunks_exact_mut(l).zip(bias) {
                             channel.iter_mut().for_each(|v| *v += b);
                         }
                     }
-                }
-            },
-        );
-    y
+                },
+            );
+    };
+    // SAFETY: the chunks cover the output, and `forward_chunk` writes every element of each.
+    unsafe { written(s.n * s.co * l, fill) }
+}
+
+/// Output pixels per channel from which each sample's GEMM writes its output block `[cog, l]`
+/// in place; below, one GEMM over the chunk's samples side by side and a copy into place cost
+/// less (a GEMM only `l` columns wide runs at a fraction of its speed).
+const DIRECT_PIXELS: usize = 256;
+
+/// Writes every element of the output `y` (`[samples, co, l]`) of the chunk `x`, with the
+/// scratch matrices `cols` (im2col) and `out` (the GEMM's output, where it is not written in
+/// place).
+fn forward_chunk(
+    s: &Conv2dShape,
+    x: &[f32],
+    weight: &[f32],
+    [cols, out]: [&mut [f32]; 2],
+    y: &mut [MaybeUninit<f32>],
+) {
+    let (l, k, cog) = (s.l(), s.k(), s.cog());
+    let width = y.len() / s.co;
+    let mut cols = Columns { data: cols, width };
+    for g in 0..s.groups {
+        for (i, x) in x.chunks_exact(s.c * s.h * s.w).enumerate() {
+            im2col(s, x, g, &mut cols, i * l);
+        }
+        let w = &weight[g * cog * k..];
+        if l >= DIRECT_PIXELS {
+            for (i, y) in y.chunks_exact_mut(s.co * l).enumerate() {
+                let y = &mut y[g * cog * l..(g + 1) * cog * l];
+                let b = &cols.data[i * l..];
+                matmul([cog, l, k], y, l, false, w, [k, 1], b, [width, 1]);
+            }
+            continue;
+        }
+        let out = &mut out[..cog * width];
+        let (b, dst) = (&*cols.data, writable(out));
+        matmul([cog, width, k], dst, width, false, w, [k, 1], b, [width, 1]);
+        for (at, to) in side_by_side(s, width / l, g * cog..(g + 1) * cog) {
+            y[at].write_copy_of_slice(&out[to]);
+        }
+    }
 }
 
 /// The gradient of the input `x` given the output's gradient `dy`.
@@ -336,7 +385,8 @@ pub fn backward_input(s: &Conv2dShape, weight: &[f32], dy: &[f32]) -> Vec<f32> {
                     let w = &weight[g * cog * k..];
                     matmul(
                         [k, width, cog],
-                        cols.data,
+                        writable(cols.data),
+                        width,
                         false,
                         w,
                         [1, k],
@@ -424,7 +474,8 @@ pub fn backward_weight(s: &Conv2dShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
                     let c = &*cols.data;
                     matmul(
                         [k, cog, width],
-                        dw_t,
+                        writable(dw_t),
+                        cog,
                         false,
                         c,
                         [width, 1],
@@ -507,10 +558,11 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn forward_matches_the_textbook_convolution_and_its_gradients_are_its_adjoints() {
-        let s = Conv2dShape {
-            n: 3,
+    /// Shapes with few output pixels (one GEMM per chunk of samples, copied into place), and
+    /// with many (each sample's GEMM written in place).
+    fn shapes() -> [Conv2dShape; 2] {
+        let small = Conv2dShape {
+            n: 9,
             c: 4,
             h: 7,
             w: 6,
@@ -522,22 +574,44 @@ mod tests {
             dilation: [1, 2],
             groups: 2,
         };
-        let x = values(s.n * s.c * s.h * s.w, 1);
-        let w = values(s.co * s.cg() * s.kh * s.kw, 2);
-        let y = forward(&s, &x, &w, None);
-        let expected = direct(&s, &x, &w);
-        assert_eq!(y.len(), expected.len());
-        for (a, b) in y.iter().zip(&expected) {
-            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        let large = Conv2dShape {
+            h: 21,
+            w: 26,
+            stride: [1, 1],
+            ..small
+        };
+        assert!(small.l() < DIRECT_PIXELS && large.l() >= DIRECT_PIXELS);
+        assert!(chunk_samples(&small) > 1 && chunk_samples(&large) > 1);
+        [small, large]
+    }
+
+    #[test]
+    fn forward_matches_the_textbook_convolution_and_its_gradients_are_its_adjoints() {
+        for s in shapes() {
+            let x = values(s.n * s.c * s.h * s.w, 1);
+            let w = values(s.co * s.cg() * s.kh * s.kw, 2);
+            let bias = values(s.co, 4);
+            let y = forward(&s, &x, &w, Some(&bias));
+            let mut expected = direct(&s, &x, &w);
+            for (i, e) in expected.iter_mut().enumerate() {
+                *e += bias[i / s.l() % s.co];
+            }
+            assert_eq!(y.len(), expected.len());
+            for (a, b) in y.iter().zip(&expected) {
+                assert!((a - b).abs() < 1e-4, "{s:?}: {a} vs {b}");
+            }
+            // <dy, conv(x, w)> = <backward_input(dy), x> = <backward_weight(dy), w>: the
+            // convolution is bilinear, so each gradient is the adjoint of the map it
+            // differentiates.
+            let y = forward(&s, &x, &w, None);
+            let dy = values(y.len(), 3);
+            let dot =
+                |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a * b) as f64).sum::<f64>();
+            let reference = dot(&dy, &y);
+            let dx = backward_input(&s, &w, &dy);
+            let dw = backward_weight(&s, &x, &dy);
+            let close = |v: f64| (v - reference).abs() < 1e-3 * reference.abs().max(1.0);
+            assert!(close(dot(&dx, &x)) && close(dot(&dw, &w)), "{s:?}");
         }
-        // <dy, conv(x, w)> = <backward_input(dy), x> = <backward_weight(dy), w>: the
-        // convolution is bilinear, so each gradient is the adjoint of the map it differentiates.
-        let dy = values(y.len(), 3);
-        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a * b) as f64).sum::<f64>();
-        let reference = dot(&dy, &y);
-        let dx = backward_input(&s, &w, &dy);
-        let dw = backward_weight(&s, &x, &dy);
-        assert!((dot(&dx, &x) - reference).abs() < 1e-3 * reference.abs().max(1.0));
-        assert!((dot(&dw, &w) - reference).abs() < 1e-3 * reference.abs().max(1.0));
     }
 }
