@@ -286,6 +286,26 @@ fn side_by_side(
     })
 }
 
+/// The output gradient of group `g`'s channels of a chunk's samples `dy` (`[samples, co, l]`)
+/// as one GEMM operand `[cog, samples · l]`: `dy`'s own rows for a single sample, else the
+/// samples side by side in `scratch`.
+fn group_gradient<'a>(
+    s: &Conv2dShape,
+    dy: &'a [f32],
+    g: usize,
+    scratch: &'a mut [f32],
+) -> &'a [f32] {
+    let (l, cog) = (s.l(), s.cog());
+    let samples = dy.len() / (s.co * l);
+    if samples == 1 {
+        return &dy[g * cog * l..(g + 1) * cog * l];
+    }
+    for (at, to) in side_by_side(s, samples, g * cog..(g + 1) * cog) {
+        scratch[to].copy_from_slice(&dy[at]);
+    }
+    &scratch[..cog * samples * l]
+}
+
 /// Per-task scratch memory: one chunk's im2col matrix and one chunk of output channels.
 fn scratch(s: &Conv2dShape) -> (Vec<f32>, Vec<f32>) {
     let width = chunk_samples(s) * s.l();
@@ -378,9 +398,7 @@ pub fn backward_input(s: &Conv2dShape, weight: &[f32], dy: &[f32]) -> Vec<f32> {
                 let width = dy.len() / s.co;
                 let cols = Columns { data: cols, width };
                 for g in 0..s.groups {
-                    for (at, to) in side_by_side(s, width / l, g * cog..(g + 1) * cog) {
-                        dy_g[to].copy_from_slice(&dy[at]);
-                    }
+                    let dy_g = group_gradient(s, dy, g, dy_g);
                     // cols[k, width] = weight_gᵀ[k, cog] · dy_g[cog, width]
                     let w = &weight[g * cog * k..];
                     matmul(
@@ -466,9 +484,7 @@ pub fn backward_weight(s: &Conv2dShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
                     for (i, x) in x.chunks_exact(sample_x).enumerate() {
                         im2col(s, x, g, &mut cols, i * l);
                     }
-                    for (at, to) in side_by_side(s, width / l, g * cog..(g + 1) * cog) {
-                        dy_g[to].copy_from_slice(&dy[at]);
-                    }
+                    let dy_g = group_gradient(s, dy, g, dy_g);
                     // dw_gᵀ[k, cog] = cols[k, width] · dy_gᵀ[width, cog]: this order runs at
                     // about twice the speed of dy_g · colsᵀ when cog is small.
                     let c = &*cols.data;
