@@ -12,6 +12,10 @@ use std::mem::MaybeUninit;
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
+mod im2col;
+
+use im2col::{col2im_add, im2col, Columns};
+
 /// The shapes and options of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conv2dShape {
@@ -168,104 +172,6 @@ const CHUNK_FLOATS: usize = 128 * 1024;
 /// It depends on the shape only, never on the number of threads, so sums keep their order.
 fn chunk_samples(s: &Conv2dShape) -> usize {
     (CHUNK_FLOATS / (s.k() * s.l()).max(1)).clamp(1, s.n.div_ceil(4).max(1))
-}
-
-/// A chunk's matrices with one column per output pixel of each of its samples: `width`
-/// columns, sample `i`'s pixels at columns `i * l..(i + 1) * l`.
-struct Columns<'a> {
-    data: &'a mut [f32],
-    width: usize,
-}
-
-/// Writes the im2col matrix `[k, l]` of group `g` of one sample `x` (`[c, h, w]`) into
-/// `cols` at column `offset`.
-fn im2col(s: &Conv2dShape, x: &[f32], g: usize, cols: &mut Columns<'_>, offset: usize) {
-    let [oh, ow] = s.out();
-    let mut rows = cols.data.chunks_exact_mut(cols.width);
-    for ci in g * s.cg()..(g + 1) * s.cg() {
-        let plane = &x[ci * s.h * s.w..(ci + 1) * s.h * s.w];
-        for i in 0..s.kh {
-            for j in 0..s.kw {
-                let row = &mut rows.next().expect("k rows")[offset..offset + oh * ow];
-                if s.stride == [1, 1] && ow == s.w {
-                    shifted_plane(s, plane, [i, j], row);
-                    continue;
-                }
-                let (valid, first) = s.valid_columns(j);
-                for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
-                    let Some(iy) = s.source(0, i, oy) else {
-                        out.fill(0.0);
-                        continue;
-                    };
-                    out[..valid.start].fill(0.0);
-                    out[valid.end..].fill(0.0);
-                    let line = &plane[iy * s.w..(iy + 1) * s.w];
-                    let out = &mut out[valid.clone()];
-                    if s.stride[1] == 1 {
-                        out.copy_from_slice(&line[first..first + out.len()]);
-                    } else {
-                        let from = line[first..].iter().step_by(s.stride[1]);
-                        out.iter_mut().zip(from).for_each(|(o, v)| *o = *v);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// One im2col row of a stride-1 convolution whose output is as wide as its input: the plane
-/// shifted by the tap `[i, j]`, copied as one block (the rows of the plane follow each other in
-/// both), then the columns that wrapped around from the neighbouring row and the rows outside
-/// the plane set to zero. Many row-sized copies cost about twice as much.
-fn shifted_plane(s: &Conv2dShape, plane: &[f32], [i, j]: [usize; 2], row: &mut [f32]) {
-    let [oh, w] = [s.out()[0], s.w];
-    let (down, right) = (i * s.dilation[0], j * s.dilation[1]);
-    // Output rows whose input row lies inside the plane: lo..hi.
-    let lo = s.padding[0].saturating_sub(down).min(oh);
-    let hi = (s.h + s.padding[0]).saturating_sub(down).clamp(lo, oh);
-    row[..lo * w].fill(0.0);
-    row[hi * w..].fill(0.0);
-    if hi == lo {
-        return;
-    }
-    let block = &mut row[lo * w..hi * w];
-    // block[k] = plane[start + k], where start may lie before the plane or end after it.
-    let start = ((lo + down - s.padding[0]) * w + right) as isize - s.padding[1] as isize;
-    let skip = ((-start).max(0) as usize).min(block.len());
-    let from = start.max(0) as usize;
-    let len = (block.len() - skip).min(plane.len().saturating_sub(from));
-    block[..skip].fill(0.0);
-    block[skip..skip + len].copy_from_slice(&plane[from..from + len]);
-    block[skip + len..].fill(0.0);
-    let (valid, _) = s.valid_columns(j);
-    for line in block.chunks_exact_mut(w) {
-        line[..valid.start].fill(0.0);
-        line[valid.end..].fill(0.0);
-    }
-}
-
-/// Adds the im2col matrix of group `g` at column `offset` of `cols` back onto one sample's
-/// input gradient `dx`.
-fn col2im_add(s: &Conv2dShape, cols: &Columns<'_>, offset: usize, g: usize, dx: &mut [f32]) {
-    let [oh, ow] = s.out();
-    let mut rows = cols.data.chunks_exact(cols.width);
-    for ci in g * s.cg()..(g + 1) * s.cg() {
-        let plane = &mut dx[ci * s.h * s.w..(ci + 1) * s.h * s.w];
-        for i in 0..s.kh {
-            for j in 0..s.kw {
-                let row = &rows.next().expect("k rows")[offset..offset + oh * ow];
-                let (valid, first) = s.valid_columns(j);
-                for (oy, src) in row.chunks_exact(ow).enumerate() {
-                    let Some(iy) = s.source(0, i, oy) else {
-                        continue;
-                    };
-                    let line = &mut plane[iy * s.w..(iy + 1) * s.w];
-                    let to = line[first..].iter_mut().step_by(s.stride[1]);
-                    to.zip(&src[valid.clone()]).for_each(|(d, v)| *d += v);
-                }
-            }
-        }
-    }
 }
 
 /// For channels `channels` of each of `samples` samples laid out `[samples, co, l]`: the range
@@ -533,101 +439,4 @@ fn sum_in_order(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The textbook convolution, one output element at a time.
-    fn direct(s: &Conv2dShape, x: &[f32], w: &[f32]) -> Vec<f32> {
-        let [oh, ow] = s.out();
-        let mut y = vec![0.0; s.n * s.co * oh * ow];
-        for n in 0..s.n {
-            for o in 0..s.co {
-                let g = o / s.cog();
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut acc = 0.0;
-                        for ci in 0..s.cg() {
-                            for i in 0..s.kh {
-                                for j in 0..s.kw {
-                                    let (Some(iy), Some(ix)) =
-                                        (s.source(0, i, oy), s.source(1, j, ox))
-                                    else {
-                                        continue;
-                                    };
-                                    let c = g * s.cg() + ci;
-                                    acc += x[((n * s.c + c) * s.h + iy) * s.w + ix]
-                                        * w[((o * s.cg() + ci) * s.kh + i) * s.kw + j];
-                                }
-                            }
-                        }
-                        y[((n * s.co + o) * oh + oy) * ow + ox] = acc;
-                    }
-                }
-            }
-        }
-        y
-    }
-
-    fn values(len: usize, salt: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * 7919 + salt * 104729) % 1000) as f32 / 500.0 - 1.0)
-            .collect()
-    }
-
-    /// Shapes with few output pixels (one GEMM per chunk of samples, copied into place), and
-    /// with many (each sample's GEMM written in place).
-    fn shapes() -> [Conv2dShape; 2] {
-        let small = Conv2dShape {
-            n: 9,
-            c: 4,
-            h: 7,
-            w: 6,
-            co: 6,
-            kh: 3,
-            kw: 2,
-            stride: [2, 1],
-            padding: [1, 2],
-            dilation: [1, 2],
-            groups: 2,
-        };
-        let large = Conv2dShape {
-            h: 21,
-            w: 26,
-            stride: [1, 1],
-            ..small
-        };
-        assert!(small.l() < DIRECT_PIXELS && large.l() >= DIRECT_PIXELS);
-        assert!(chunk_samples(&small) > 1 && chunk_samples(&large) > 1);
-        [small, large]
-    }
-
-    #[test]
-    fn forward_matches_the_textbook_convolution_and_its_gradients_are_its_adjoints() {
-        for s in shapes() {
-            let x = values(s.n * s.c * s.h * s.w, 1);
-            let w = values(s.co * s.cg() * s.kh * s.kw, 2);
-            let bias = values(s.co, 4);
-            let y = forward(&s, &x, &w, Some(&bias));
-            let mut expected = direct(&s, &x, &w);
-            for (i, e) in expected.iter_mut().enumerate() {
-                *e += bias[i / s.l() % s.co];
-            }
-            assert_eq!(y.len(), expected.len());
-            for (a, b) in y.iter().zip(&expected) {
-                assert!((a - b).abs() < 1e-4, "{s:?}: {a} vs {b}");
-            }
-            // <dy, conv(x, w)> = <backward_input(dy), x> = <backward_weight(dy), w>: the
-            // convolution is bilinear, so each gradient is the adjoint of the map it
-            // differentiates.
-            let y = forward(&s, &x, &w, None);
-            let dy = values(y.len(), 3);
-            let dot =
-                |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a * b) as f64).sum::<f64>();
-            let reference = dot(&dy, &y);
-            let dx = backward_input(&s, &w, &dy);
-            let dw = backward_weight(&s, &x, &dy);
-            let close = |v: f64| (v - reference).abs() < 1e-3 * reference.abs().max(1.0);
-            assert!(close(dot(&dx, &x)) && close(dot(&dw, &w)), "{s:?}");
-        }
-    }
-}
+mod tests;
