@@ -1,10 +1,12 @@
 //! Times the host's CPU convolution kernels on ResNet-20's and LeNet-5's layer shapes:
-//! milliseconds and GFLOP/s of the forward pass and of both backward passes, per layer shape.
+//! milliseconds and GFLOP/s of the forward pass and of both backward passes, per layer shape;
+//! then LeNet-5's 2x2 max pooling, forward and backward, in microseconds.
 //! `cargo run --release -p pn-host --example conv_kernels`.
 
 use std::time::Instant;
 
 use pn_host::kernels::conv2d::{backward_input, backward_weight, forward, Conv2dShape};
+use pn_host::kernels::max_pool2d::{self, Pool2dShape};
 
 fn shape(n: usize, c: usize, hw: usize, co: usize, k: usize, stride: usize) -> Conv2dShape {
     Conv2dShape {
@@ -87,5 +89,26 @@ fn main() {
             flop / dx * 1e3,
             flop / dw * 1e3
         );
+    }
+    for (name, [planes, hw]) in [
+        ("lenet5 pool 28x28", [64 * 6, 28]),
+        ("lenet5 pool 10x10", [64 * 16, 10]),
+    ] {
+        let s = Pool2dShape {
+            planes,
+            h: hw,
+            w: hw,
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [0, 0],
+            dilation: [1, 1],
+        };
+        let x: Vec<f32> = (0..planes * hw * hw)
+            .map(|i| ((i * 7919) % 1000) as f32)
+            .collect();
+        let (y, at) = max_pool2d::forward(&s, &x);
+        let f = best(20, || drop(max_pool2d::forward(&s, &x)));
+        let b = best(20, || drop(max_pool2d::backward(&s, &at, &y)));
+        println!("{name:<24} {:>9.0} {:>9.0}   us fwd/bwd", f * 1e3, b * 1e3);
     }
 }

@@ -64,37 +64,90 @@ impl Pool2dShape {
 /// The pooled `x` (`[planes, h, w]`) and, per output, the index of its maximum in its plane.
 pub fn forward(s: &Pool2dShape, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     let [oh, ow] = s.out();
-    let (rows, columns) = (s.windows(0), s.windows(1));
-    let [dy, dx] = s.dilation;
     let mut y = vec![0.0; s.planes * oh * ow];
     let mut at = vec![0u32; s.planes * oh * ow];
-    y.par_chunks_mut(oh * ow)
+    let planes = y
+        .par_chunks_mut(oh * ow)
         .zip(at.par_chunks_mut(oh * ow))
-        .zip(x.par_chunks(s.h * s.w))
-        .for_each(|((y, at), x)| {
-            for (oy, &(iy0, ny)) in rows.iter().enumerate() {
-                for (ox, &(ix0, nx)) in columns.iter().enumerate() {
-                    // No window yet: `usize::MAX`. Bitwise `|`/`&` and selects instead of
-                    // branches: which value wins is data, and mispredicted jumps cost more
-                    // than the comparisons.
-                    let (mut best, mut index) = (f32::NEG_INFINITY, usize::MAX);
-                    for ky in 0..ny {
-                        let line = (iy0 + ky * dy) * s.w + ix0;
-                        for kx in 0..nx {
-                            let i = line + kx * dx;
-                            let v = x[i];
-                            let wins =
-                                (index == usize::MAX) | (v > best) | (v.is_nan() & !best.is_nan());
-                            best = if wins { v } else { best };
-                            index = if wins { i } else { index };
-                        }
-                    }
-                    y[oy * ow + ox] = best;
-                    at[oy * ow + ox] = if index == usize::MAX { 0 } else { index as u32 };
+        .zip(x.par_chunks(s.h * s.w));
+    if s.is_2x2() {
+        planes.for_each(|((y, at), x)| forward_2x2(s, x, y, at));
+    } else {
+        let (rows, columns) = (s.windows(0), s.windows(1));
+        planes.for_each(|((y, at), x)| forward_plane(s, [&rows, &columns], x, y, at));
+    }
+    (y, at)
+}
+
+impl Pool2dShape {
+    /// Whether the windows are 2x2 at stride 2 without padding or dilation, which
+    /// [`forward_2x2`] pools.
+    fn is_2x2(&self) -> bool {
+        self.kernel == [2, 2]
+            && self.stride == [2, 2]
+            && self.padding == [0, 0]
+            && self.dilation == [1, 1]
+    }
+}
+
+/// One plane's pooling with any windows, `rows` and `columns` from [`Pool2dShape::windows`].
+fn forward_plane(
+    s: &Pool2dShape,
+    [rows, columns]: [&[(usize, usize)]; 2],
+    x: &[f32],
+    y: &mut [f32],
+    at: &mut [u32],
+) {
+    let ow = columns.len();
+    let [dy, dx] = s.dilation;
+    for (oy, &(iy0, ny)) in rows.iter().enumerate() {
+        for (ox, &(ix0, nx)) in columns.iter().enumerate() {
+            // No window yet: `usize::MAX`. Bitwise `|`/`&` and selects instead of branches:
+            // which value wins is data, and mispredicted jumps cost more than the comparisons.
+            let (mut best, mut index) = (f32::NEG_INFINITY, usize::MAX);
+            for ky in 0..ny {
+                let line = (iy0 + ky * dy) * s.w + ix0;
+                for kx in 0..nx {
+                    let i = line + kx * dx;
+                    let v = x[i];
+                    let wins = (index == usize::MAX) | (v > best) | (v.is_nan() & !best.is_nan());
+                    best = if wins { v } else { best };
+                    index = if wins { i } else { index };
                 }
             }
-        });
-    (y, at)
+            y[oy * ow + ox] = best;
+            at[oy * ow + ox] = if index == usize::MAX { 0 } else { index as u32 };
+        }
+    }
+}
+
+/// One plane's pooling in 2x2 windows at stride 2: the same comparisons in the same order as
+/// [`forward_plane`], with no loop over the window, so that the compiler runs them for several
+/// output columns at once.
+fn forward_2x2(s: &Pool2dShape, x: &[f32], y: &mut [f32], at: &mut [u32]) {
+    let [oh, ow] = s.out();
+    let w = s.w;
+    for (oy, (y, at)) in y
+        .chunks_exact_mut(ow)
+        .zip(at.chunks_exact_mut(ow))
+        .enumerate()
+    {
+        let top = &x[2 * oy * w..][..2 * ow];
+        let bottom = &x[(2 * oy + 1) * w..][..2 * ow];
+        let base = (2 * oy * w) as u32;
+        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+        for (ox, ((t, b), (y, at))) in windows.zip(y.iter_mut().zip(at)).enumerate() {
+            let (mut best, mut offset) = (t[0], 0);
+            for (v, o) in [(t[1], 1), (b[0], w as u32), (b[1], w as u32 + 1)] {
+                let wins = (v > best) | (v.is_nan() & !best.is_nan());
+                best = if wins { v } else { best };
+                offset = if wins { o } else { offset };
+            }
+            *y = best;
+            *at = base + 2 * ox as u32 + offset;
+        }
+    }
+    debug_assert_eq!(y.len(), oh * ow);
 }
 
 /// The gradient of the input given the output's gradient `dy` and the maxima's positions.
@@ -138,5 +191,47 @@ mod tests {
             dx,
             [1.0, 2.0, 0.0, 3.0, 0.0, 0.0, 5.0, 6.0, 4.0, 0.0, 0.0, 0.0]
         );
+    }
+
+    /// The 2x2 path against the general one on planes of even and odd sizes whose few distinct
+    /// values make ties in most windows, with NaNs among them: the same maxima and positions.
+    #[test]
+    fn the_2x2_path_picks_what_the_general_path_picks() {
+        for (case, [h, w]) in [[2, 2], [5, 4], [4, 7], [9, 11], [28, 28]]
+            .into_iter()
+            .enumerate()
+        {
+            let s = Pool2dShape {
+                planes: 3,
+                h,
+                w,
+                kernel: [2, 2],
+                stride: [2, 2],
+                padding: [0, 0],
+                dilation: [1, 1],
+            };
+            assert!(s.is_2x2());
+            let x: Vec<f32> = (0..3 * h * w)
+                .map(|i| match (i * 7919 + case * 104729) % 11 {
+                    0 => f32::NAN,
+                    v => (v % 4) as f32 - 1.0,
+                })
+                .collect();
+            let [oh, ow] = s.out();
+            let general = |x: &[f32]| {
+                let (mut y, mut at) = (vec![0.0; oh * ow], vec![0; oh * ow]);
+                let windows = [&s.windows(0)[..], &s.windows(1)[..]];
+                forward_plane(&s, windows, x, &mut y, &mut at);
+                (y, at)
+            };
+            let (y, at) = forward(&s, &x);
+            for (p, x) in x.chunks_exact(h * w).enumerate() {
+                let (expected_y, expected_at) = general(x);
+                let plane = p * oh * ow..(p + 1) * oh * ow;
+                assert_eq!(at[plane.clone()], expected_at, "{s:?}");
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&y[plane]), bits(&expected_y), "{s:?}");
+            }
+        }
     }
 }
