@@ -671,13 +671,18 @@ mod tests {
                 .collect();
             let (k, n) = (rng.random_range(1..4), sizes.iter().sum::<usize>());
             let normal = Distribution::Normal(0.0, 1.0);
-            let parts: Vec<Tensor<CpuAutodiff, 2>> = sizes
+            let data: Vec<TensorData> = sizes
                 .iter()
-                .map(|&len| Tensor::random([2, len / 2], normal, &device).require_grad())
+                .map(|&len| Tensor::<Flex, 2>::random([2, len / 2], normal, &device).into_data())
                 .collect();
             let anchors = Tensor::<CpuAutodiff, 2>::random([k, n], normal, &device);
             let values = |t: Tensor<Flex, 1>| t.into_data().to_vec::<f32>().unwrap();
             let run = |fused: bool| {
+                // Fresh leaves for each run, holding the same values.
+                let parts: Vec<Tensor<CpuAutodiff, 2>> = data
+                    .iter()
+                    .map(|d| Tensor::from_data(d.clone(), &device).require_grad())
+                    .collect();
                 let d = if fused {
                     let mut offset = 0;
                     let at = parts.iter().map(|p| {
