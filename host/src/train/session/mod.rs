@@ -47,7 +47,9 @@ pub struct NormStats {
 
 /// An arena slot: a tensor, or a parameter group that `param_group` has not concatenated
 /// (its members, in order): it is concatenated when an operation first reads it as a tensor,
-/// while `squared_distances` reads the members themselves.
+/// while `squared_distances` reads the members themselves. GPU builds' tensors are large
+/// (`dispatch`); boxing them would cost an allocation per tensor of every step.
+#[allow(clippy::large_enum_variant)]
 enum Slot {
     Tensor(DynTensor),
     Group(Vec<DynTensor>),
