@@ -363,8 +363,7 @@ pub fn squared_distances_at<const D: usize>(
     if [theta.dtype(), anchors.dtype()] != [DType::F32; 2]
         || anchors.is_require_grad() && window != distances::Window::whole(n)
     {
-        let anchors = anchors.narrow(1, offset, n);
-        return super::squared_distances_burn(theta.reshape([n]), anchors);
+        return super::squared_distances_burn_at(theta, anchors, offset);
     }
     let (theta, anchors) = (
         theta.into_primitive().tensor(),

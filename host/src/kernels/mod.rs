@@ -106,10 +106,18 @@ pub fn squared_distances_at<const D: usize>(
     #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
     return autodiff::squared_distances_at(theta, anchors, offset);
     #[cfg(any(feature = "cuda", feature = "vulkan"))]
-    return {
-        let n = theta.shape().num_elements();
-        squared_distances_burn(theta.reshape([n]), anchors.narrow(1, offset, n))
-    };
+    return squared_distances_burn_at(theta, anchors, offset);
+}
+
+/// [`squared_distances_at`] as Burn tensor operations: `theta` flattened against its columns
+/// of the anchors.
+pub fn squared_distances_burn_at<Bk: Backend, const D: usize>(
+    theta: Tensor<Bk, D>,
+    anchors: Tensor<Bk, 2>,
+    offset: usize,
+) -> Tensor<Bk, 1> {
+    let n = theta.shape().num_elements();
+    squared_distances_burn(theta.reshape([n]), anchors.narrow(1, offset, n))
 }
 
 /// [`squared_distances`] as Burn tensor operations.

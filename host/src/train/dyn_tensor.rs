@@ -112,6 +112,11 @@ impl DynTensor {
         with_dyn!(self, |t| t.dims().to_vec())
     }
 
+    /// The number of elements.
+    pub fn num_elements(&self) -> usize {
+        with_dyn!(self, |t| t.shape().num_elements())
+    }
+
     /// The tensor at rank `D` ≥ its rank, with leading size-1 dimensions prepended.
     pub fn into_rank<const D: usize>(self) -> Tensor<B, D> {
         with_dyn!(self, |t| t.unsqueeze::<D>())

@@ -134,7 +134,7 @@ impl ModelRunner<'_> {
         let gradient: Values = params
             .iter()
             .map(|p| {
-                let n: usize = p.dims().iter().product();
+                let n = p.num_elements();
                 with_dyn!(p, |p| p.grad(&grads).map(|g| DynTensor::R1(
                     Tensor::<B, 1>::from_inner(g.reshape([n]))
                 )

@@ -150,8 +150,8 @@ impl HostOps for Session<'_> {
     fn reshape(&self, t: TensorId, shape: RSlice<'_, i64>) -> TensorId {
         self.run("reshape", || {
             let t = self.get(t)?;
-            let numel = t.dims().iter().product();
-            t.reshape(&resolve_shape(numel, &shape)?)
+            let shape = resolve_shape(t.num_elements(), &shape)?;
+            t.reshape(&shape)
         })
     }
 

@@ -118,8 +118,7 @@ impl Session<'_> {
         let Some(members) = self.group_members(group)? else {
             return Ok(None);
         };
-        let numel = |m: &DynTensor| m.dims().iter().product::<usize>();
-        let n: usize = members.iter().map(numel).sum();
+        let n: usize = members.iter().map(DynTensor::num_elements).sum();
         let DynTensor::R2(anchors) = self.get(anchors)? else {
             return Ok(None);
         };
@@ -129,7 +128,7 @@ impl Session<'_> {
         let mut offset = 0;
         let distances = members.into_iter().map(|m| {
             let at = offset;
-            offset += numel(&m);
+            offset += m.num_elements();
             with_dyn!(m, |t| crate::kernels::squared_distances_at(
                 t,
                 anchors.clone(),

@@ -297,7 +297,7 @@ impl<'m> Session<'m> {
         }
         let out = self.get(out)?;
         let n = out.dims()[0];
-        if out.dims().iter().product::<usize>() != n * outputs {
+        if out.num_elements() != n * outputs {
             return Err(format!(
                 "model output has shape {:?}, expected [{n}, {outputs}]",
                 out.dims()
@@ -384,13 +384,11 @@ impl<'m> Session<'m> {
 
     /// The dimensions of the tensor behind a handle (a group's without concatenating it).
     pub(super) fn dims_of(&self, id: TensorId) -> Result<Vec<usize>, String> {
-        match self.group_members(id)? {
-            Some(members) => Ok(vec![members
-                .iter()
-                .map(|m| m.dims().iter().product::<usize>())
-                .sum()]),
-            None => Ok(self.get(id)?.dims()),
+        let slot = self.slot(id)?;
+        if let Some(Slot::Group(members)) = self.arena.borrow().get(slot) {
+            return Ok(vec![members.iter().map(DynTensor::num_elements).sum()]);
         }
+        Ok(self.get(id)?.dims())
     }
 
     /// The arena slot of a handle that is valid now.

@@ -33,7 +33,7 @@ impl Session<'_> {
             .map(|&i| {
                 params
                     .get(i)
-                    .map(|p| p.dims().iter().product())
+                    .map(DynTensor::num_elements)
                     .ok_or_else(|| "parameters are not available in this callback".to_string())
             })
             .collect()
