@@ -96,7 +96,7 @@ pub fn cases() -> Vec<Case> {
 
 /// Milliseconds per step of one case.
 pub struct Figures {
-    /// The same model in plain Burn.
+    /// The same model written directly in Burn with the host's kernels (no plugin boundary).
     pub direct: f64,
     /// Through the plugin boundary, per strategy (in the order asked for).
     pub strategies: Vec<(String, f64)>,
@@ -284,7 +284,7 @@ fn plugin_stepper<'a>(
     }))
 }
 
-/// Benchmarks every case with `steps` timed steps per block: plain Burn and each of
+/// Benchmarks every case with `steps` timed steps per block: the direct network and each of
 /// `strategies` through the plugin boundary (a multi-phase strategy in its second phase), and
 /// each strategy in the PyTorch `reference` when there is one, its blocks in turn with pn's.
 pub fn run(
@@ -358,7 +358,7 @@ pub fn run(
 }
 
 /// The report printed by `pn-host bench`: ms per step, with a PyTorch reference its ms and
-/// PyTorch's ms ÷ pn's (above 1: pn is faster), the first strategy's cost over plain Burn (the
+/// PyTorch's ms ÷ pn's (above 1: pn is faster), the first strategy's cost over the direct network (the
 /// boundary, when it is `baseline`), and the host's reads from the device per step of each
 /// strategy (on a GPU each waits for the device).
 pub fn format(results: &[(String, Figures)]) -> String {
@@ -368,14 +368,14 @@ pub fn format(results: &[(String, Figures)]) -> String {
     let with_reference = results
         .iter()
         .any(|(_, f)| f.pytorch.iter().any(Option::is_some));
-    let mut out = format!("{:<42} {:>12}", "workload (ms/step)", "plain Burn");
+    let mut out = format!("{:<42} {:>12}", "workload (ms/step)", "direct");
     for (name, _) in &first.strategies {
         out += &format!(" {name:>15}");
         if with_reference {
             out += &format!(" {:>15} {:>10}", "PyTorch", "PyTorch/pn");
         }
     }
-    out += &format!(" {:>10}\n", "vs plain");
+    out += &format!(" {:>10}\n", "vs direct");
     for (name, f) in results {
         out += &format!("{name:<42} {:>12.4}", f.direct);
         for ((_, ms), torch) in f.strategies.iter().zip(&f.pytorch) {

@@ -88,7 +88,7 @@ pub enum Command {
     /// Comparison suites: many runs from one file, with statistics and plots.
     #[command(subcommand)]
     Suite(SuiteCommand),
-    /// Milliseconds per training step of strategies through the plugin boundary, beside plain Burn.
+    /// Milliseconds per training step of strategies through the plugin boundary, beside the same network written directly.
     Bench {
         /// Timed steps per block (divided for slow models: LeNet-5 by 10, ResNet-20 by 100).
         #[arg(long, default_value_t = 200)]

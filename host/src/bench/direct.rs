@@ -1,6 +1,7 @@
-//! The benchmarked networks written directly in Burn (the "plain Burn" column of `pn-host
-//! bench`): the same MLP, LeNet-5 and ResNet-20 as the plugins, trained with Burn's modules,
-//! autodiff and Adam, without the plugin boundary or the host's kernels.
+//! The benchmarked networks written directly in Burn (the "direct" column of `pn-host bench`):
+//! the same MLP, LeNet-5 and ResNet-20 as the plugins, trained with Burn's modules, autodiff and
+//! Adam and the same layer kernels as the host's sessions ([`crate::kernels`]), without the
+//! plugin boundary. The difference between the two columns is the cost of the boundary.
 
 use burn::module::AutodiffModule;
 use burn::module::Module;
@@ -9,13 +10,48 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
+use burn::tensor::module::adaptive_avg_pool2d;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::Tensor;
 
 use super::{batch, Case, Net, Stepper, LR};
 use crate::device::{Device, B};
 use crate::train::data::{Data, Targets};
 use crate::train::task_loss;
+
+/// A Burn convolution's forward pass through the host's kernel, as the plugins' run.
+fn conv(layer: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let padding = match layer.padding {
+        PaddingConfig2d::Explicit(top, left, ..) => [top, left],
+        _ => [0, 0],
+    };
+    let options = ConvOptions::new(layer.stride, padding, layer.dilation, layer.groups);
+    let bias = layer.bias.as_ref().map(|b| b.val());
+    crate::kernels::conv2d(x, layer.weight.val(), bias, options)
+}
+
+/// A Burn batch normalisation in training mode through the host's kernel, its running
+/// statistics updated as Burn's module does.
+fn norm(layer: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let (y, mean, var) = crate::kernels::batch_norm_train(
+        x.reshape([n, c, h * w]),
+        layer.gamma.val(),
+        layer.beta.val(),
+        layer.epsilon,
+    );
+    let momentum = layer.momentum;
+    let update = |state: &burn::module::RunningState<Tensor<B, 1>>, batch: Tensor<B, 1>| {
+        let running = state.value_sync().mul_scalar(1.0 - momentum);
+        state.update(running + batch.mul_scalar(momentum));
+    };
+    update(&layer.running_mean, mean);
+    update(
+        &layer.running_var,
+        var * ((n * h * w) as f64 / (n * h * w - 1).max(1) as f64),
+    );
+    y.reshape([n, c, h, w])
+}
 
 /// The same MLP written directly with Burn modules.
 #[derive(Module, Debug)]
@@ -88,12 +124,12 @@ impl DirectResnet<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
-        let mut h = relu(self.stem_bn.forward(self.stem.forward(x)));
+        let mut h = relu(norm(&self.stem_bn, conv(&self.stem, x)));
         for b in &self.blocks {
-            let y = relu(b.bn1.forward(b.conv1.forward(h.clone())));
-            let y = b.bn2.forward(b.conv2.forward(y));
+            let y = relu(norm(&b.bn1, conv(&b.conv1, h.clone())));
+            let y = norm(&b.bn2, conv(&b.conv2, y));
             let shortcut = match (&b.shortcut_conv, &b.shortcut_bn) {
-                (Some(c), Some(n)) => n.forward(c.forward(h)),
+                (Some(c), Some(n)) => norm(n, conv(c, h)),
                 _ => h,
             };
             h = relu(y + shortcut);
@@ -175,9 +211,9 @@ pub(super) fn direct_case<'a>(case: &Case, data: &'a Data, device: &Device) -> S
             direct_stepper(
                 net,
                 move |m| {
-                    let pool = |t| max_pool2d(t, [2, 2], [2, 2], [0, 0], [1, 1], false);
-                    let h = pool(relu(m.conv1.forward(x.clone())));
-                    let h = pool(relu(m.conv2.forward(h)));
+                    let pool = |t| crate::kernels::max_pool2d(t, [2, 2], [2, 2], [0, 0], [1, 1]);
+                    let h = pool(relu(conv(&m.conv1, x.clone())));
+                    let h = pool(relu(conv(&m.conv2, h)));
                     let h = relu(m.fc[0].forward(h.reshape([n, 400])));
                     let h = relu(m.fc[1].forward(h));
                     m.fc[2].forward(h)

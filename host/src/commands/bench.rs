@@ -1,5 +1,6 @@
-//! `pn-host bench`: times training steps of strategies through the plugin boundary beside plain
-//! Burn (and, with a Python that has torch, beside PyTorch) and prints the table.
+//! `pn-host bench`: times training steps of strategies through the plugin boundary beside the
+//! same network written directly (and, with a Python that has torch, beside PyTorch) and prints
+//! the table.
 
 use std::path::Path;
 

@@ -56,16 +56,18 @@ pub fn max_pool2d(
 /// variance (constants).
 pub type NormOutput<Bk> = (Tensor<Bk, 3>, Tensor<Bk, 1>, Tensor<Bk, 1>);
 
-/// Batch normalisation of `x` (`[n, c, l]`) in training mode by the host's kernel (CPU-only
-/// builds; GPU builds keep the session's tensor operations).
-#[cfg(not(any(feature = "cuda", feature = "vulkan")))]
+/// Batch normalisation of `x` (`[n, c, l]`) in training mode on the build's backend: the
+/// host's kernel in CPU-only builds, Burn's tensor operations otherwise.
 pub fn batch_norm_train(
     x: Tensor<B, 3>,
     gamma: Tensor<B, 1>,
     beta: Tensor<B, 1>,
     eps: f64,
 ) -> NormOutput<B> {
-    autodiff::batch_norm_train(x, gamma, beta, eps)
+    #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
+    return autodiff::batch_norm_train(x, gamma, beta, eps);
+    #[cfg(any(feature = "cuda", feature = "vulkan"))]
+    return batch_norm_train_burn(x, gamma, beta, eps);
 }
 
 /// The math of the batch-norm kernel as Burn tensor operations (the fallback for tensors that
