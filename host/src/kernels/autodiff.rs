@@ -77,19 +77,20 @@ impl Backward<Flex, 1> for MaxPool2dBackward {
     }
 }
 
-/// The backward step of one batch normalisation: the normalised input, and per channel `gamma`
-/// and `1 / √(var + ε)`.
+/// The backward step of one batch normalisation: the input, and per channel `gamma`, the
+/// batch mean and `1 / √(var + ε)`.
 #[derive(Debug)]
 struct BatchNormBackward;
 
 impl Backward<Flex, 3> for BatchNormBackward {
-    type State = (Arc<Vec<f32>>, Vec<f32>, Vec<f32>, NormShape);
+    type State = (FlexTensor, Vec<f32>, [Vec<f32>; 2], NormShape);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let dy = contiguous(grads.consume::<Flex>(&ops.node));
-        let (x_hat, gamma, inv_std, s) = ops.state;
-        let (dx, d_gamma, d_beta) = batch_norm::backward(&s, floats(&dy), &x_hat, &gamma, &inv_std);
+        let (x, gamma, [mean, inv_std], s) = ops.state;
+        let (dx, d_gamma, d_beta) =
+            batch_norm::backward(&s, floats(&dy), floats(&x), &gamma, [&mean, &inv_std]);
         for (node, grad, dims) in [
             (node_x, dx, vec![s.n, s.c, s.l]),
             (node_gamma, d_gamma, vec![s.c]),
@@ -316,9 +317,10 @@ pub fn batch_norm_train(
         beta.into_primitive().tensor(),
     );
     let gamma_values = floats(&contiguous(gamma.primitive.clone())).to_vec();
+    let x_values = contiguous(x.primitive.clone());
     let out = batch_norm::forward(
         &s,
-        floats(&contiguous(x.primitive.clone())),
+        floats(&x_values),
         &gamma_values,
         floats(&contiguous(beta.primitive.clone())),
         eps,
@@ -330,7 +332,8 @@ pub fn batch_norm_train(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            prep.finish((Arc::new(out.x_hat), gamma_values, out.inv_std, s), y)
+            let stats = [out.mean.clone(), out.inv_std];
+            prep.finish((x_values, gamma_values, stats, s), y)
         }
         OpsKind::UnTracked(prep) => prep.finish(y),
     };

@@ -17,6 +17,8 @@ pub mod max_pool2d;
 #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
 pub mod autodiff;
 
+use std::mem::MaybeUninit;
+
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::Tensor;
@@ -132,4 +134,17 @@ pub fn squared_distances_burn<Bk: Backend>(
         .square()
         .sum_dim(1)
         .reshape([k])
+}
+
+/// A vector of `len` floats whose every element `fill` writes, left uninitialised until then
+/// (zeroing it first would cost a pass over memory that is overwritten anyway).
+///
+/// # Safety
+/// `fill` must write every element of the slice it is given.
+unsafe fn written(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut values = Vec::<f32>::with_capacity(len);
+    fill(&mut values.spare_capacity_mut()[..len]);
+    // SAFETY: `fill` initialised the first `len` elements (the caller's promise).
+    unsafe { values.set_len(len) };
+    values
 }

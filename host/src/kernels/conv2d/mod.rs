@@ -7,10 +7,13 @@
 //! fixed order, and the weight gradient adds the chunks' sums in order, so results do not depend
 //! on the number of cores.
 
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
+
+use super::written;
 
 mod im2col;
 
@@ -150,19 +153,6 @@ fn writable(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
-/// A vector of `len` floats whose every element `fill` writes, left uninitialised until then
-/// (zeroing it first would cost a pass over memory that is overwritten anyway).
-///
-/// # Safety
-/// `fill` must write every element of the slice it is given.
-unsafe fn written(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
-    let mut values = Vec::<f32>::with_capacity(len);
-    fill(&mut values.spare_capacity_mut()[..len]);
-    // SAFETY: `fill` initialised the first `len` elements (the caller's promise).
-    unsafe { values.set_len(len) };
-    values
-}
-
 /// The size a chunk's im2col matrix aims at (512 KiB): one GEMM per chunk and group, long
 /// enough that the GEMM's fixed costs vanish, short enough that the matrix stays in the core's
 /// L2 cache between im2col writing it and the GEMM reading it.
@@ -212,10 +202,26 @@ fn group_gradient<'a>(
     &scratch[..cog * samples * l]
 }
 
-/// Per-task scratch memory: one chunk's im2col matrix and one chunk of output channels.
-fn scratch(s: &Conv2dShape) -> (Vec<f32>, Vec<f32>) {
+thread_local! {
+    /// This thread's scratch memory, kept from one convolution to the next: allocating and
+    /// zeroing it per task took a tenth of a ResNet-20 step.
+    static SCRATCH: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+/// Runs `task` with this thread's scratch memory sized for `s`: one chunk's im2col matrix and
+/// one chunk of output channels. They hold what an earlier task left: every user writes a
+/// scratch element before it reads it.
+fn with_scratch<R>(s: &Conv2dShape, task: impl FnOnce([&mut [f32]; 2]) -> R) -> R {
     let width = chunk_samples(s) * s.l();
-    (vec![0.0; s.k() * width], vec![0.0; s.cog() * width])
+    let sizes = [s.k() * width, s.cog() * width];
+    SCRATCH.with_borrow_mut(|[cols, out]| {
+        for (buffer, len) in [&mut *cols, &mut *out].into_iter().zip(sizes) {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+        }
+        task([&mut cols[..sizes[0]], &mut out[..sizes[1]]])
+    })
 }
 
 /// The convolution of `x` (`[n, c, h, w]`) with `weight` (`[co, c / groups, kh, kw]`) plus
@@ -225,20 +231,17 @@ pub fn forward(s: &Conv2dShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>)
     let fill = |y: &mut [MaybeUninit<f32>]| {
         y.par_chunks_mut(samples * s.co * l)
             .zip(x.par_chunks(samples * s.c * s.h * s.w))
-            .for_each_init(
-                || scratch(s),
-                |(cols, out), (y, x)| {
-                    forward_chunk(s, x, weight, [cols, out], y);
-                    let Some(bias) = bias else { return };
-                    // SAFETY: `forward_chunk` wrote every element of `y`.
-                    let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
-                    for sample in y.chunks_exact_mut(s.co * l) {
-                        for (channel, b) in sample.chunks_exact_mut(l).zip(bias) {
-                            channel.iter_mut().for_each(|v| *v += b);
-                        }
+            .for_each(|(y, x)| {
+                with_scratch(s, |scratch| forward_chunk(s, x, weight, scratch, y));
+                let Some(bias) = bias else { return };
+                // SAFETY: `forward_chunk` wrote every element of `y`.
+                let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                for sample in y.chunks_exact_mut(s.co * l) {
+                    for (channel, b) in sample.chunks_exact_mut(l).zip(bias) {
+                        channel.iter_mut().for_each(|v| *v += b);
                     }
-                },
-            );
+                }
+            });
     };
     // SAFETY: the chunks cover the output, and `forward_chunk` writes every element of each.
     unsafe { written(s.n * s.co * l, fill) }
@@ -298,9 +301,8 @@ pub fn backward_input(s: &Conv2dShape, weight: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dx = vec![0.0; s.n * s.c * s.h * s.w];
     dx.par_chunks_mut(samples * s.c * s.h * s.w)
         .zip(dy.par_chunks(samples * s.co * l))
-        .for_each_init(
-            || scratch(s),
-            |(cols, dy_g), (dx, dy)| {
+        .for_each(|(dx, dy)| {
+            with_scratch(s, |[cols, dy_g]| {
                 let width = dy.len() / s.co;
                 let cols = Columns { data: cols, width };
                 for g in 0..s.groups {
@@ -321,8 +323,8 @@ pub fn backward_input(s: &Conv2dShape, weight: &[f32], dy: &[f32]) -> Vec<f32> {
                         col2im_add(s, &cols, i * l, g, dx);
                     }
                 }
-            },
-        );
+            })
+        });
     dx
 }
 
@@ -379,9 +381,8 @@ pub fn backward_weight(s: &Conv2dShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let partials: Vec<Vec<f32>> = x
         .par_chunks(samples * sample_x)
         .zip(dy.par_chunks(samples * s.co * l))
-        .map_init(
-            || scratch(s),
-            |(cols, dy_g), (x, dy)| {
+        .map(|(x, dy)| {
+            with_scratch(s, |[cols, dy_g]| {
                 let width = dy.len() / s.co;
                 let mut cols = Columns { data: cols, width };
                 let mut dw = vec![0.0; s.co * k];
@@ -412,8 +413,8 @@ pub fn backward_weight(s: &Conv2dShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
                     }
                 }
                 dw
-            },
-        )
+            })
+        })
         .collect();
     sum_in_order(partials, s.co * k)
 }
