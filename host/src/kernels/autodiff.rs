@@ -228,7 +228,9 @@ pub fn conv2d(
         groups: options.groups,
     };
     let [oh, ow] = s.out();
-    // A bias that is absent is a constant zero, which no gradient reaches.
+    // A bias that is absent is a constant zero, which no gradient reaches and the forward pass
+    // does not add.
+    let has_bias = bias.is_some();
     let bias = bias.unwrap_or_else(|| Tensor::zeros([co], &x.device()));
     let (x, weight, bias) = (
         x.into_primitive().tensor(),
@@ -242,7 +244,7 @@ pub fn conv2d(
             contiguous(bias.primitive.clone()),
         );
         tensor(
-            conv2d::forward(&s, floats(&xs), floats(&ws), Some(floats(&bs))),
+            conv2d::forward(&s, floats(&xs), floats(&ws), has_bias.then(|| floats(&bs))),
             [n, co, oh, ow],
         )
     };

@@ -29,6 +29,11 @@ impl NormShape {
         (self.n * self.l) as f64
     }
 
+    /// The row of `values` (`[n, c, l]`) that starts at `start`.
+    fn row<'a>(&self, values: &'a [f32], start: usize) -> &'a [f32] {
+        &values[start..start + self.l]
+    }
+
     /// `f(channel, row)` summed over each channel's rows (`row` the start of one), in `f64`.
     fn channel_sums(&self, f: impl Fn(usize, usize) -> f64 + Sync) -> Vec<f64> {
         (0..self.c)
@@ -89,9 +94,9 @@ pub struct Forward {
 /// `gamma · (x − mean) / √(var + ε) + beta` with the batch's per-channel mean and variance.
 pub fn forward(s: &NormShape, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64) -> Forward {
     let m = s.per_channel();
-    let row = |start: usize| &x[start..start + s.l];
+    let row = |start: usize| s.row(x, start);
     let mean: Vec<f64> = s
-        .channel_sums(|_, start| row(start).iter().map(|&v| v as f64).sum())
+        .channel_sums(|_, start| row_sum(row(start), row(start), |v, _| v as f64))
         .into_iter()
         .map(|sum| sum / m)
         .collect();
@@ -131,19 +136,15 @@ pub fn backward(
     [mean, inv_std]: [&[f32]; 2],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let m = s.per_channel();
-    let l = s.l;
-    fn row(values: &[f32], start: usize, l: usize) -> &[f32] {
-        &values[start..start + l]
-    }
     let d_beta = s.channel_sums(|_, start| {
-        let dy = row(dy, start, l);
+        let dy = s.row(dy, start);
         row_sum(dy, dy, |g, _| g as f64)
     });
     // Σ dy · x̂ = Σ dy · (x − mean) / √(var + ε)
     let d_gamma: Vec<f64> = s
         .channel_sums(|ch, start| {
             let mean = mean[ch];
-            row_sum(row(dy, start, l), row(x, start, l), |g, v| {
+            row_sum(s.row(dy, start), s.row(x, start), |g, v| {
                 (g * (v - mean)) as f64
             })
         })
@@ -155,7 +156,7 @@ pub fn backward(
         let (mean, inv) = (mean[ch], inv_std[ch]);
         let scale = gamma[ch] * inv;
         let (mean_dy, mean_dy_xhat) = ((d_beta[ch] / m) as f32, (d_gamma[ch] / m) as f32);
-        let (dy, x) = (row(dy, r * l, l), row(x, r * l, l));
+        let (dy, x) = (s.row(dy, r * s.l), s.row(x, r * s.l));
         for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
             let h = (v - mean) * inv;
             d.write(scale * (g - mean_dy - h * mean_dy_xhat));
