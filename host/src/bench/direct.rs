@@ -3,12 +3,12 @@
 //! Adam and the same layer kernels as the host's sessions ([`crate::kernels`]), without the
 //! plugin boundary. The difference between the two columns is the cost of the boundary.
 
+use crate::kernels::relu;
 use burn::module::AutodiffModule;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::ops::ConvOptions;

@@ -22,6 +22,7 @@ use super::batch_norm::{self, NormShape};
 use super::conv2d::{self, Conv2dShape};
 use super::distances;
 use super::max_pool2d::{self, Pool2dShape};
+use super::relu as relu_kernel;
 
 /// The backend the kernels are recorded in.
 pub type CpuAutodiff = Autodiff<Flex>;
@@ -73,6 +74,24 @@ impl Backward<Flex, 1> for MaxPool2dBackward {
         if let Some(node) = node_x {
             let dx = max_pool2d::backward(&s, &at, floats(&dy));
             grads.register::<Flex>(node.id, tensor(dx, dims));
+        }
+    }
+}
+
+/// The backward step of one ReLU: its output.
+#[derive(Debug)]
+struct ReluBackward;
+
+impl Backward<Flex, 1> for ReluBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        if let Some(node) = node_x {
+            let y = ops.state;
+            let dx = relu_kernel::backward(floats(&y), floats(&dy));
+            grads.register::<Flex>(node.id, tensor(dx, y.layout().shape().clone()));
         }
     }
 }
@@ -257,6 +276,28 @@ pub fn conv2d(
             let state = (prep.checkpoint(&x), prep.checkpoint(&weight), s);
             prep.finish(state, y)
         }
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+/// `max(x, 0)` element-wise with the host's kernel when `x` is `f32` (else Burn's).
+pub fn relu<const D: usize>(x: Tensor<CpuAutodiff, D>) -> Tensor<CpuAutodiff, D> {
+    if x.dtype() != DType::F32 {
+        return burn::tensor::activation::relu(x);
+    }
+    let x = x.into_primitive().tensor();
+    let values = contiguous(x.primitive.clone());
+    let y = tensor(
+        relu_kernel::forward(floats(&values)),
+        values.layout().shape().clone(),
+    );
+    let out = match ReluBackward
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(y.clone(), y),
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     Tensor::from_primitive(TensorPrimitive::Float(out))
@@ -538,6 +579,41 @@ mod tests {
             let what =
                 format!("case {case}: {dims:?} {kernel:?} {stride:?} {padding:?} {dilation:?}");
             assert_eq!(pool(true), pool(false), "{what}");
+        }
+    }
+
+    /// The ReLU kernel against Burn's, bit for bit, over lengths below, at and past a task's
+    /// block, with zeros, a NaN and an infinity among the inputs: output and input gradient.
+    #[test]
+    fn the_relu_kernel_matches_burns() {
+        let device = Default::default();
+        let mut rng = StdRng::seed_from_u64(23);
+        for len in [1, 7, 1000, relu_kernel::BLOCK, 2 * relu_kernel::BLOCK + 5] {
+            let mut values: Vec<f32> = (0..len).map(|_| rng.random_range(-2.0..2.0)).collect();
+            for (i, special) in [0.0, f32::NAN, f32::INFINITY, -0.0].into_iter().enumerate() {
+                if let Some(v) = values.get_mut(i * 3) {
+                    *v = special;
+                }
+            }
+            let x = Tensor::<CpuAutodiff, 2>::from_data(TensorData::new(values, [1, len]), &device);
+            let run = |ours: bool| {
+                let x = x.clone().require_grad();
+                let y = if ours {
+                    relu(x.clone())
+                } else {
+                    burn::tensor::activation::relu(x.clone())
+                };
+                let dy = (0..len).map(|i| (i % 13) as f32 - 6.0).collect::<Vec<_>>();
+                let dy = Tensor::from_data(TensorData::new(dy, [1, len]), &device);
+                let bits = |t: Tensor<Flex, 2>| -> Vec<u32> {
+                    let values = t.into_data().to_vec::<f32>().unwrap();
+                    values.iter().map(|v| v.to_bits()).collect()
+                };
+                let out = bits(y.clone().inner());
+                let grads = (y * dy).sum().backward();
+                (out, bits(x.grad(&grads).unwrap()))
+            };
+            assert_eq!(run(true), run(false), "length {len}");
         }
     }
 

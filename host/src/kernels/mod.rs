@@ -1,6 +1,6 @@
 //! The host's own CPU kernels for layer operations, used where Burn's are slow: 2-D
-//! convolution, forward and both backward passes ([`conv2d`]), max pooling ([`max_pool2d`])
-//! batch normalisation in training mode ([`batch_norm`]) and the squared distances from a
+//! convolution, forward and both backward passes ([`conv2d`]), max pooling ([`max_pool2d`]),
+//! ReLU ([`relu`]), batch normalisation in training mode ([`batch_norm`]) and the squared distances from a
 //! parameter vector to anchors ([`distances`], the persistence and deflation penalties),
 //! recorded in Burn's autodiff graph as custom operations with their own backward
 //! ([`autodiff`]).
@@ -13,6 +13,7 @@ pub mod batch_norm;
 pub mod conv2d;
 pub mod distances;
 pub mod max_pool2d;
+pub mod relu;
 
 #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
 pub mod autodiff;
@@ -37,6 +38,15 @@ pub fn conv2d(
     return autodiff::conv2d(x, weight, bias, options);
     #[cfg(any(feature = "cuda", feature = "vulkan"))]
     return burn::tensor::module::conv2d(x, weight, bias, options);
+}
+
+/// `max(x, 0)` element-wise on the build's backend: the host's kernel in CPU-only builds,
+/// Burn's otherwise.
+pub fn relu<const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
+    return autodiff::relu(x);
+    #[cfg(any(feature = "cuda", feature = "vulkan"))]
+    return burn::tensor::activation::relu(x);
 }
 
 /// 2-D max pooling (floor mode) on the build's backend: the host's kernel in CPU-only builds,

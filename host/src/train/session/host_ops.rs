@@ -77,7 +77,7 @@ impl HostOps for Session<'_> {
                 Unary::Log => map_dyn!(t, |x| x.log()),
                 Unary::Sqrt => map_dyn!(t, |x| x.sqrt()),
                 Unary::Abs => map_dyn!(t, |x| x.abs()),
-                Unary::Relu => map_dyn!(t, |x| activation::relu(x)),
+                Unary::Relu => map_dyn!(t, |x| crate::kernels::relu(x)),
                 Unary::Tanh => map_dyn!(t, |x| x.tanh()),
                 Unary::Sigmoid => map_dyn!(t, |x| activation::sigmoid(x)),
                 Unary::Square => map_dyn!(t, |x| x.square()),
