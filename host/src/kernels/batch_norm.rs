@@ -1,8 +1,9 @@
 //! Batch normalisation in training mode on the CPU, forward and backward, on plain `f32`
 //! slices `[n, c, l]` (channels in the middle; `l` is height × width, or 1 after a linear
 //! layer): per-channel statistics over `n` and `l`, accumulated in `f64` in eight partial sums
-//! side by side (one vector register), channels spread over the cores with `rayon`. The
-//! backward pass recomputes the normalised input from the input instead of keeping a copy.
+//! side by side, channels spread over the cores with `rayon`. The work is bound by memory, so
+//! each direction reads its inputs once for the statistics and once for the output, and the
+//! backward pass recomputes the normalised input instead of keeping a copy.
 //! `flex` runs the same math as a dozen broadcasting tensor operations whose strided
 //! iteration took most of a ResNet-20 step.
 
@@ -34,11 +35,20 @@ impl NormShape {
         &values[start..start + self.l]
     }
 
-    /// `f(channel, row)` summed over each channel's rows (`row` the start of one), in `f64`.
-    fn channel_sums(&self, f: impl Fn(usize, usize) -> f64 + Sync) -> Vec<f64> {
+    /// `f(channel, row)` summed over each channel's rows (`row` the start of one): `K` sums in
+    /// `f64` per channel.
+    fn channel_sums<const K: usize>(
+        &self,
+        f: impl Fn(usize, usize) -> [f64; K] + Sync,
+    ) -> Vec<[f64; K]> {
         (0..self.c)
             .into_par_iter()
-            .map(|ch| (0..self.n).map(|n| f(ch, (n * self.c + ch) * self.l)).sum())
+            .map(|ch| {
+                (0..self.n).fold([0.0; K], |acc, n| {
+                    let row = f(ch, (n * self.c + ch) * self.l);
+                    std::array::from_fn(|k| acc[k] + row[k])
+                })
+            })
             .collect()
     }
 
@@ -59,23 +69,24 @@ impl NormShape {
     }
 }
 
-/// `f(a[i], b[i])` summed over `i` in `f64`, in eight partial sums side by side that the
-/// compiler keeps in one vector register (a single running sum waits on every addition).
-fn row_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
+/// The `K` values of `f(a[i], b[i])` each summed over `i` in `f64`, in eight partial sums side
+/// by side that the compiler keeps in vector registers (a single running sum waits on every
+/// addition).
+fn row_sums<const K: usize>(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> [f64; K]) -> [f64; K] {
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f64 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(&x, &y)| f(x, y))
-        .sum();
-    let mut lanes = [0.0f64; 8];
+    let mut sums = [0.0; K];
+    for (&x, &y) in a8.remainder().iter().zip(b8.remainder()) {
+        let v = f(x, y);
+        (0..K).for_each(|k| sums[k] += v[k]);
+    }
+    let mut lanes = [[0.0f64; 8]; K];
     for (a, b) in a8.zip(b8) {
         for lane in 0..8 {
-            lanes[lane] += f(a[lane], b[lane]);
+            let v = f(a[lane], b[lane]);
+            (0..K).for_each(|k| lanes[k][lane] += v[k]);
         }
     }
-    lanes.iter().sum::<f64>() + tail
+    std::array::from_fn(|k| lanes[k].iter().sum::<f64>() + sums[k])
 }
 
 /// What the forward pass gives: the output and what the backward pass and the running
@@ -95,19 +106,24 @@ pub struct Forward {
 pub fn forward(s: &NormShape, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64) -> Forward {
     let m = s.per_channel();
     let row = |start: usize| s.row(x, start);
-    let mean: Vec<f64> = s
-        .channel_sums(|_, start| row_sum(row(start), row(start), |v, _| v as f64))
-        .into_iter()
-        .map(|sum| sum / m)
-        .collect();
-    let var: Vec<f64> = s
+    // One pass: the sums of `x − shift` and its square, shifted by the channel's first value so
+    // that the variance does not come from the difference of two large numbers.
+    let shift = |ch: usize| x.get(ch * s.l).map_or(0.0, |&v| v as f64);
+    let (mean, var): (Vec<f64>, Vec<f64>) = s
         .channel_sums(|ch, start| {
-            let (x, mean) = (row(start), mean[ch]);
-            row_sum(x, x, |v, _| (v as f64 - mean).powi(2))
+            let shift = shift(ch);
+            row_sums(row(start), row(start), |v, _| {
+                let d = v as f64 - shift;
+                [d, d * d]
+            })
         })
         .into_iter()
-        .map(|sum| sum / m)
-        .collect();
+        .enumerate()
+        .map(|(ch, [sum, squares])| {
+            let mean = sum / m;
+            (shift(ch) + mean, (squares / m - mean * mean).max(0.0))
+        })
+        .unzip();
     let inv_std: Vec<f32> = var
         .iter()
         .map(|v| (1.0 / (v + eps).sqrt()) as f32)
@@ -136,22 +152,18 @@ pub fn backward(
     [mean, inv_std]: [&[f32]; 2],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let m = s.per_channel();
-    let d_beta = s.channel_sums(|_, start| {
-        let dy = s.row(dy, start);
-        row_sum(dy, dy, |g, _| g as f64)
-    });
-    // Σ dy · x̂ = Σ dy · (x − mean) / √(var + ε)
-    let d_gamma: Vec<f64> = s
+    // Σ dy and Σ dy · (x − mean) per channel, in one pass; Σ dy · x̂ is the second over √(var + ε).
+    let (d_beta, d_gamma): (Vec<f64>, Vec<f64>) = s
         .channel_sums(|ch, start| {
             let mean = mean[ch];
-            row_sum(s.row(dy, start), s.row(x, start), |g, v| {
-                (g * (v - mean)) as f64
+            row_sums(s.row(dy, start), s.row(x, start), |g, v| {
+                [g as f64, (g * (v - mean)) as f64]
             })
         })
         .into_iter()
         .zip(inv_std)
-        .map(|(sum, &inv)| sum * inv as f64)
-        .collect();
+        .map(|([sum, centred], &inv)| (sum, centred * inv as f64))
+        .unzip();
     let dx = s.rows_written(|ch, r, dx| {
         let (mean, inv) = (mean[ch], inv_std[ch]);
         let scale = gamma[ch] * inv;
