@@ -104,7 +104,7 @@ fn plugin_alone_compares_every_strategy_it_provides_even_outside_the_default_sui
 }
 
 #[test]
-fn bench_times_the_strategies_it_is_given_beside_plain_burn() {
+fn bench_times_the_strategies_it_is_given_beside_the_direct_network() {
     let out = run_host(
         &root(),
         &[
@@ -122,7 +122,7 @@ fn bench_times_the_strategies_it_is_given_beside_plain_burn() {
     let lines: Vec<&str> = stdout.lines().collect();
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert!(
-        header.ends_with(&["Burn", "baseline", "sam", "ema", "vs", "plain"]),
+        header.ends_with(&["direct", "baseline", "sam", "ema", "vs", "direct"]),
         "{stdout}"
     );
     let row: Vec<f64> = lines[1]
@@ -133,7 +133,7 @@ fn bench_times_the_strategies_it_is_given_beside_plain_burn() {
         .map(|v| v.parse().unwrap())
         .collect();
     assert!(row.iter().all(|ms| *ms > 0.0), "{stdout}");
-    // A plain step keeps everything on the device: no read waits for it.
+    // A direct step keeps everything on the device: no read waits for it.
     let reads = lines
         .iter()
         .find_map(|l| l.split_once("reads from the device per step: "))
@@ -197,7 +197,7 @@ done"#,
             "PyTorch",
             "PyTorch/pn",
             "vs",
-            "plain"
+            "direct"
         ]),
         "{stdout}"
     );
