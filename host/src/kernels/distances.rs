@@ -37,23 +37,59 @@ impl Window {
         let start = row * self.width + self.offset;
         &anchors[start + range.start..start + range.end]
     }
-
-    /// The number of anchor rows.
-    fn rows(&self, anchors: &[f32]) -> usize {
-        anchors.len().checked_div(self.width).unwrap_or(0)
-    }
 }
 
 /// `[K]`: `‖θ − anchors[k]‖²` for each anchor row, θ at `window` in the rows.
 pub fn forward(theta: &[f32], anchors: &[f32], window: Window) -> Vec<f32> {
-    let n = theta.len();
-    assert!(
-        window.offset + n <= window.width,
-        "θ outside the anchors' rows"
-    );
-    let k = window.rows(anchors);
-    let chunk = |c: usize| -> Vec<f64> {
-        let range = c * CHUNK..((c + 1) * CHUNK).min(n);
+    let member = Member {
+        theta,
+        offset: window.offset,
+    };
+    forward_group(&[member], anchors, window.width, None)
+}
+
+/// One member of a parameter group: its values, at columns `offset..offset + len` of the
+/// anchors' rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    /// The member's values (flattened).
+    pub theta: &'a [f32],
+    /// Its first column in the anchors' rows.
+    pub offset: usize,
+}
+
+/// The chunks of every member, as (member, chunk) pairs, in order.
+fn group_chunks(members: &[Member<'_>]) -> Vec<(usize, usize)> {
+    members
+        .iter()
+        .enumerate()
+        .flat_map(|(m, member)| (0..member.theta.len().div_ceil(CHUNK)).map(move |c| (m, c)))
+        .collect()
+}
+
+/// `[K]`: a parameter group's squared distances `‖θ − anchors[k]‖²` from its members, in one
+/// pass whose chunks spread over the cores together: each member's distances as
+/// [`forward`] gives them (summed in `f64` per member), then added up member by member in
+/// `f32` after `start` (the sum so far, or `None`), in order, so the result is the one of
+/// adding the members' [`forward`]s one at a time.
+pub fn forward_group(
+    members: &[Member<'_>],
+    anchors: &[f32],
+    width: usize,
+    start: Option<&[f32]>,
+) -> Vec<f32> {
+    for m in members {
+        assert!(
+            m.offset + m.theta.len() <= width,
+            "θ outside the anchors' rows"
+        );
+    }
+    let k = anchors.len().checked_div(width).unwrap_or(0);
+    let chunks = group_chunks(members);
+    let partial = |&(m, c): &(usize, usize)| -> Vec<f64> {
+        let Member { theta, offset } = members[m];
+        let range = c * CHUNK..((c + 1) * CHUNK).min(theta.len());
+        let window = Window { width, offset };
         (0..k)
             .map(|row| {
                 let a = window.of(anchors, row, range.clone());
@@ -61,20 +97,127 @@ pub fn forward(theta: &[f32], anchors: &[f32], window: Window) -> Vec<f32> {
             })
             .collect()
     };
-    let chunks = n.div_ceil(CHUNK);
-    let partials: Vec<Vec<f64>> = if chunks < PARALLEL_CHUNKS {
-        (0..chunks).map(chunk).collect()
+    let partials: Vec<Vec<f64>> = if chunks.len() < PARALLEL_CHUNKS {
+        chunks.iter().map(partial).collect()
     } else {
-        (0..chunks).into_par_iter().map(chunk).collect()
+        chunks.par_iter().map(partial).collect()
     };
-    (0..k)
-        .map(|row| partials.iter().map(|p| p[row]).sum::<f64>() as f32)
-        .collect()
+    let mut sum: Option<Vec<f32>> = start.map(<[f32]>::to_vec);
+    for m in 0..members.len() {
+        let mine = || {
+            chunks
+                .iter()
+                .zip(&partials)
+                .filter(move |((of, _), _)| *of == m)
+        };
+        let d = (0..k).map(|row| mine().map(|(_, p)| p[row]).sum::<f64>() as f32);
+        sum = Some(match sum {
+            None => d.collect(),
+            Some(s) => s.iter().zip(d).map(|(s, d)| s + d).collect(),
+        });
+    }
+    sum.unwrap_or_else(|| vec![0.0; k])
 }
 
-/// `Σ (t − a)²` over a chunk: eight `f32` lanes (which the compiler vectorises) summed in
-/// `f64` at the end.
-fn sum_of_squared_differences(theta: &[f32], anchor: &[f32]) -> f64 {
+/// What [`backward_group`] does with a member's gradient buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// Adds the distances' gradient to the gradient already there.
+    Add,
+    /// Overwrites the buffer with the distances' gradient.
+    Set,
+}
+
+/// Each member's gradient `Σ_k 2 dd_k (θ − a_k)` given the distances' gradient `dd` (`[K]`),
+/// added to or written into `grads[m]` (see [`Write`]) in one pass whose chunks spread over
+/// the cores together; each value is the one [`add_theta_gradient`] gives.
+pub fn backward_group(
+    grads: &mut [(&mut [f32], Write)],
+    members: &[Member<'_>],
+    anchors: &[f32],
+    width: usize,
+    dd: &[f32],
+) {
+    assert_eq!(grads.len(), members.len(), "one gradient per member");
+    let mut tasks: Vec<(usize, usize, &mut [f32], Write)> = vec![];
+    for (m, ((grad, write), member)) in grads.iter_mut().zip(members).enumerate() {
+        assert_eq!(
+            grad.len(),
+            member.theta.len(),
+            "a gradient of the member's size"
+        );
+        assert!(
+            member.offset + member.theta.len() <= width,
+            "θ outside the anchors' rows"
+        );
+        let write = *write;
+        tasks.extend(
+            grad.chunks_mut(CHUNK)
+                .enumerate()
+                .map(|(c, out)| (m, c, out, write)),
+        );
+    }
+    let task = |(m, c, out, write): (usize, usize, &mut [f32], Write)| {
+        let Member { theta, offset } = members[m];
+        let window = Window { width, offset };
+        let at = GradientChunk {
+            c,
+            theta,
+            anchors,
+            window,
+            dd,
+        };
+        theta_gradient_chunk(out, write, &at);
+    };
+    if tasks.len() < PARALLEL_CHUNKS {
+        tasks.into_iter().for_each(task);
+    } else {
+        tasks.into_par_iter().for_each(task);
+    }
+}
+
+/// `fn $name(args) = $inner`: a function that runs `$inner` (an `#[inline(always)]` function
+/// of the same arguments) compiled for AVX-512 or AVX2 when the CPU has them, since the
+/// default x86-64 target vectorises with SSE2 only. Each lane computes what it would without
+/// them (no fused multiply-adds, no reordered sums), so the results are the same to the bit.
+macro_rules! widest_vectors {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $inner:ident) => {
+        $(#[$meta])*
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $inner($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $inner($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $inner($($arg),*)
+        }
+    };
+}
+
+widest_vectors! {
+    /// `Σ (t − a)²` over a chunk: eight `f32` lanes (which the compiler vectorises) summed in
+    /// `f64` at the end.
+    fn sum_of_squared_differences(theta: &[f32], anchor: &[f32]) -> f64 =
+        sum_of_squared_differences_in_lanes
+}
+
+/// [`sum_of_squared_differences`], inlined into each instruction set's copy.
+#[inline(always)]
+fn sum_of_squared_differences_in_lanes(theta: &[f32], anchor: &[f32]) -> f64 {
     let mut lanes = [0.0f32; 8];
     let (t8, a8) = (theta.chunks_exact(8), anchor.chunks_exact(8));
     let tail: f64 = t8
@@ -134,31 +277,62 @@ pub fn add_theta_gradient(
     window: Window,
     dd: &[f32],
 ) {
-    let n = theta.len();
-    assert_eq!(grad.len(), n, "a gradient of θ's size");
-    let chunk = |(c, out): (usize, &mut [f32])| {
-        // Blocks small enough for the sums to stay in registers and L1.
-        const BLOCK: usize = 256;
-        let mut sums = [0.0f32; BLOCK];
-        for (b, out) in out.chunks_mut(BLOCK).enumerate() {
-            let range = c * CHUNK + b * BLOCK..c * CHUNK + b * BLOCK + out.len();
-            let sums = &mut sums[..out.len()];
-            sums.fill(0.0);
-            for (row, &g) in dd.iter().enumerate() {
-                let a = window.of(anchors, row, range.clone());
-                for ((s, &t), &a) in sums.iter_mut().zip(&theta[range.clone()]).zip(a) {
-                    *s += 2.0 * g * (t - a);
-                }
-            }
-            for (o, s) in out.iter_mut().zip(sums.iter()) {
-                *o += s;
+    let member = Member {
+        theta,
+        offset: window.offset,
+    };
+    backward_group(
+        &mut [(grad, Write::Add)],
+        &[member],
+        anchors,
+        window.width,
+        dd,
+    );
+}
+
+/// Chunk `c` of a member θ, for its gradient: θ, the anchors, θ's window in their rows and
+/// the distances' gradient `dd`.
+struct GradientChunk<'a> {
+    c: usize,
+    theta: &'a [f32],
+    anchors: &'a [f32],
+    window: Window,
+    dd: &'a [f32],
+}
+
+widest_vectors! {
+    /// θ's gradient over a chunk (`out`), added to `out` or written into it.
+    fn theta_gradient_chunk(out: &mut [f32], write: Write, at: &GradientChunk<'_>) =
+        theta_gradient_chunk_in_lanes
+}
+
+/// [`theta_gradient_chunk`], inlined into each instruction set's copy.
+#[inline(always)]
+fn theta_gradient_chunk_in_lanes(out: &mut [f32], write: Write, at: &GradientChunk<'_>) {
+    let GradientChunk {
+        c,
+        theta,
+        anchors,
+        window,
+        dd,
+    } = *at;
+    // Blocks small enough for the sums to stay in registers and L1.
+    const BLOCK: usize = 256;
+    let mut sums = [0.0f32; BLOCK];
+    for (b, out) in out.chunks_mut(BLOCK).enumerate() {
+        let range = c * CHUNK + b * BLOCK..c * CHUNK + b * BLOCK + out.len();
+        let sums = &mut sums[..out.len()];
+        sums.fill(0.0);
+        for (row, &g) in dd.iter().enumerate() {
+            let a = window.of(anchors, row, range.clone());
+            for ((s, &t), &a) in sums.iter_mut().zip(&theta[range.clone()]).zip(a) {
+                *s += 2.0 * g * (t - a);
             }
         }
-    };
-    if n.div_ceil(CHUNK) < PARALLEL_CHUNKS {
-        grad.chunks_mut(CHUNK).enumerate().for_each(chunk);
-    } else {
-        grad.par_chunks_mut(CHUNK).enumerate().for_each(chunk);
+        match write {
+            Write::Add => out.iter_mut().zip(sums.iter()).for_each(|(o, s)| *o += s),
+            Write::Set => out.copy_from_slice(sums),
+        }
     }
 }
 

@@ -25,6 +25,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::Tensor;
 
 use crate::device::B;
+use crate::train::dyn_tensor::DynTensor;
 
 /// A 2-D convolution on the build's backend: the host's kernels in CPU-only builds, Burn's
 /// otherwise.
@@ -121,6 +122,26 @@ pub fn squared_distances_at<const D: usize>(
     return autodiff::squared_distances_at(theta, anchors, offset);
     #[cfg(any(feature = "cuda", feature = "vulkan"))]
     return squared_distances_burn_at(theta, anchors, offset);
+}
+
+/// A parameter group's [`squared_distances`] from its `members` (each flattened, at its
+/// columns of the anchors' rows, in order), never concatenated: the host's kernel over all
+/// members at once in CPU-only builds, else the sum of [`squared_distances_at`] member by
+/// member (the same values).
+pub fn group_squared_distances(members: &[DynTensor], anchors: Tensor<B, 2>) -> Tensor<B, 1> {
+    #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
+    if let Some(d) = autodiff::group_squared_distances(members, &anchors) {
+        return d;
+    }
+    let mut offset = 0;
+    let distances = members.iter().map(|m| {
+        let at = offset;
+        offset += m.num_elements();
+        crate::with_dyn!(m.clone(), |t| squared_distances_at(t, anchors.clone(), at))
+    });
+    distances
+        .reduce(|sum, d| sum + d)
+        .expect("a parameter group has members")
 }
 
 /// [`squared_distances_at`] as Burn tensor operations: `theta` flattened against its columns

@@ -8,7 +8,7 @@ use pn_plugin_api::ops::Layer;
 use super::{NormStats, OpResult, Session, StatsMode};
 use crate::device::B;
 use crate::train::dyn_tensor::DynTensor;
-use crate::{map_dyn, with_dyn, zip_dyn};
+use crate::{map_dyn, zip_dyn};
 
 impl Session<'_> {
     /// Batch normalisation with running statistics kept per `gamma` (see `Layer::BatchNorm`).
@@ -106,16 +106,16 @@ impl Session<'_> {
     }
 
     /// `squared_distances` of a parameter group made by `param_group` in this scope and not
-    /// concatenated since, computed member by member (no copy of the parameters forward, no
-    /// slicing backward, each member's gradient straight on it), or `None` when `group` is
-    /// not such a group or the anchors do not fit it (the general operation then reports the
-    /// shapes).
+    /// concatenated since, computed from its members (no copy of the parameters forward, no
+    /// slicing backward, each member's gradient straight on it; on the CPU one operation over
+    /// all members), or `None` when `group` is not such a group or the anchors do not fit it
+    /// (the general operation then reports the shapes).
     pub(super) fn distances_of_group(
         &self,
         group: TensorId,
         anchors: TensorId,
     ) -> Result<Option<DynTensor>, String> {
-        let Some(members) = self.group_members(group)? else {
+        let Some(members) = self.group_members(group)?.filter(|m| !m.is_empty()) else {
             return Ok(None);
         };
         let n: usize = members.iter().map(DynTensor::num_elements).sum();
@@ -125,17 +125,9 @@ impl Session<'_> {
         if anchors.dims()[1] != n {
             return Ok(None);
         }
-        let mut offset = 0;
-        let distances = members.into_iter().map(|m| {
-            let at = offset;
-            offset += m.num_elements();
-            with_dyn!(m, |t| crate::kernels::squared_distances_at(
-                t,
-                anchors.clone(),
-                at
-            ))
-        });
-        Ok(distances.reduce(|sum, d| sum + d).map(DynTensor::R1))
+        Ok(Some(DynTensor::R1(
+            crate::kernels::group_squared_distances(&members, anchors),
+        )))
     }
 
     pub(super) fn layer_op(
