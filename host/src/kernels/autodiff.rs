@@ -873,14 +873,18 @@ mod tests {
     }
 
     /// The distances kernel against the same math in Burn's operations over 20 random sizes
-    /// (across the chunk boundary, one thread and several) and anchor counts: distances and
-    /// both gradients within 1e-4.
+    /// (across the chunk boundary; the first past the one-thread limit) and anchor counts:
+    /// distances and both gradients within 1e-4 (the distances over a million values within
+    /// 1e-3).
     #[test]
     fn the_distances_kernel_matches_burns_operations() {
         let device = Default::default();
         let mut rng = StdRng::seed_from_u64(17);
         for case in 0..20u64 {
-            let (k, n) = (rng.random_range(1..5), rng.random_range(1..120_000));
+            let (k, mut n) = (rng.random_range(1..5), rng.random_range(1..120_000));
+            if case == 0 {
+                n = distances::PARALLEL_CHUNKS * distances::CHUNK + 3;
+            }
             let normal = Distribution::Normal(0.0, 1.0);
             let theta = Tensor::<CpuAutodiff, 1>::random([n], normal, &device);
             let anchors = Tensor::<CpuAutodiff, 2>::random([k, n], normal, &device);
@@ -909,9 +913,17 @@ mod tests {
                 .iter()
                 .zip(ours.iter().zip(&burns))
             {
+                // Both sides sum the squares in `f32` (the kernel within each chunk, Burn
+                // throughout), whose rounding grows with `n`: over a million values the two
+                // differ by about 5e-4.
+                let tolerance = if *name == "distances" && n > 200_000 {
+                    1e-3
+                } else {
+                    1e-4
+                };
                 let error = relative_error(a, b);
                 assert!(
-                    error < 1e-4,
+                    error < tolerance,
                     "case {case} K {k} n {n}: {name} differs by {error}"
                 );
             }
