@@ -39,6 +39,13 @@ pub fn forward(x: &[f32]) -> Vec<f32> {
 
 /// The input's gradient given the output `y` and its gradient `dy`: `dy` where `y > 0`, else 0.
 pub fn backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
+    // Every element is written only if `dy` is as long as `y` (the zip below stops at the
+    // shorter).
+    assert_eq!(
+        y.len(),
+        dy.len(),
+        "relu backward: output and gradient differ in length"
+    );
     blocks_written(y.len(), |at, dx| {
         for ((d, &out), &g) in dx.iter_mut().zip(&y[at..]).zip(&dy[at..]) {
             d.write(if out > 0.0 { g } else { 0.0 });
