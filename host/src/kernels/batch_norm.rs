@@ -11,7 +11,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::written;
+use super::written_in_chunks;
 
 /// The shape of one normalisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,14 +58,10 @@ impl NormShape {
         &self,
         fill: impl Fn(usize, usize, &mut [MaybeUninit<f32>]) + Sync,
     ) -> Vec<f32> {
-        let write = |out: &mut [MaybeUninit<f32>]| {
-            out.par_chunks_mut(self.l)
-                .enumerate()
-                .for_each(|(r, row)| fill(r % self.c, r, row));
-        };
-        // SAFETY: the rows cover the array, and `fill` writes each whole (its callers zip the
-        // row with an input row of the same length).
-        unsafe { written(self.n * self.c * self.l, write) }
+        let len = self.n * self.c * self.l;
+        // SAFETY: `fill` writes each row whole (its callers zip the row with an input row of
+        // the same length).
+        unsafe { written_in_chunks(len, self.l, |r, row| fill(r % self.c, r, row)) }
     }
 }
 

@@ -179,3 +179,28 @@ unsafe fn written(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec
     unsafe { values.set_len(len) };
     values
 }
+
+/// A vector of `len` floats written in chunks of `chunk` spread over the cores: `fill(i, part)`
+/// gets the `i`-th chunk. A single chunk is written on the calling thread, without waking the
+/// pool.
+///
+/// # Safety
+/// `fill` must write every element of the chunk it is given.
+unsafe fn written_in_chunks(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let chunk = chunk.max(1);
+    let write = |out: &mut [MaybeUninit<f32>]| {
+        if out.len() <= chunk {
+            return fill(0, out);
+        }
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, part)| fill(i, part));
+    };
+    // SAFETY: the chunks cover the vector, and `fill` writes each whole (the caller's promise).
+    unsafe { written(len, write) }
+}

@@ -5,9 +5,7 @@
 
 use std::mem::MaybeUninit;
 
-use rayon::prelude::*;
-
-use super::written;
+use super::written_in_chunks;
 
 /// Elements per task: large enough that a task's fixed cost vanishes.
 pub(super) const BLOCK: usize = 1 << 15;
@@ -15,17 +13,8 @@ pub(super) const BLOCK: usize = 1 << 15;
 /// `fill(at, block)` for each block of `len` new elements (`at` its first index), which
 /// writes it whole.
 fn blocks_written(len: usize, fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {
-    let write = |out: &mut [MaybeUninit<f32>]| {
-        if out.len() <= BLOCK {
-            // One block: on this thread, without waking the pool.
-            return fill(0, out);
-        }
-        out.par_chunks_mut(BLOCK)
-            .enumerate()
-            .for_each(|(i, block)| fill(i * BLOCK, block));
-    };
-    // SAFETY: the blocks cover the vector and each caller writes every element of its block.
-    unsafe { written(len, write) }
+    // SAFETY: each caller writes every element of its block.
+    unsafe { written_in_chunks(len, BLOCK, |i, block| fill(i * BLOCK, block)) }
 }
 
 /// `max(x, 0)` element-wise.
