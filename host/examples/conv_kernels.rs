@@ -1,12 +1,15 @@
 //! Times the host's CPU convolution kernels on ResNet-20's and LeNet-5's layer shapes:
 //! milliseconds and GFLOP/s of the forward pass and of both backward passes, per layer shape;
-//! then LeNet-5's 2x2 max pooling, forward and backward, in microseconds.
+//! then LeNet-5's 2x2 max pooling, and batch normalisation and ReLU on ResNet-20's activation
+//! shapes, forward and backward, in microseconds.
 //! `cargo run --release -p pn-host --example conv_kernels`.
 
 use std::time::Instant;
 
+use pn_host::kernels::batch_norm::{self, NormShape};
 use pn_host::kernels::conv2d::{backward_input, backward_weight, forward, Conv2dShape};
 use pn_host::kernels::max_pool2d::{self, Pool2dShape};
+use pn_host::kernels::relu;
 
 fn shape(n: usize, c: usize, hw: usize, co: usize, k: usize, stride: usize) -> Conv2dShape {
     Conv2dShape {
@@ -61,6 +64,7 @@ fn main() {
         ("resnet 32->32 16x16", shape(128, 32, 16, 32, 3, 1)),
         ("resnet 32->64 s2", shape(128, 32, 16, 64, 3, 2)),
         ("resnet 64->64 8x8", shape(128, 64, 8, 64, 3, 1)),
+        ("resnet 16->32 1x1 s2", shape(128, 16, 32, 32, 1, 2)),
         ("lenet5 1->6 28x28 k5", shape(64, 1, 28, 6, 5, 1)),
         ("lenet5 6->16 14x14 k5", shape(64, 6, 14, 16, 5, 1)),
     ];
@@ -109,6 +113,33 @@ fn main() {
         let (y, at) = max_pool2d::forward(&s, &x);
         let f = best(20, || drop(max_pool2d::forward(&s, &x)));
         let b = best(20, || drop(max_pool2d::backward(&s, &at, &y)));
+        println!("{name:<24} {:>9.0} {:>9.0}   us fwd/bwd", f * 1e3, b * 1e3);
+    }
+    for (c, hw) in [(16, 32), (32, 16), (64, 8)] {
+        let s = NormShape {
+            n: 128,
+            c,
+            l: hw * hw,
+        };
+        let len = s.n * s.c * s.l;
+        let x: Vec<f32> = (0..len)
+            .map(|i| ((i * 7919) % 1000) as f32 * 1e-3)
+            .collect();
+        let dy: Vec<f32> = (0..len).map(|i| ((i * 31) % 17) as f32 - 8.0).collect();
+        let (gamma, beta) = (vec![1.5; c], vec![0.1; c]);
+        let out = batch_norm::forward(&s, &x, &gamma, &beta, 1e-5);
+        let stats = [&out.mean[..], &out.inv_std[..]];
+        let f = best(20, || {
+            drop(batch_norm::forward(&s, &x, &gamma, &beta, 1e-5))
+        });
+        let b = best(20, || {
+            drop(batch_norm::backward(&s, &dy, &x, &gamma, stats))
+        });
+        let name = format!("batch norm {c}x{hw}x{hw}");
+        println!("{name:<24} {:>9.0} {:>9.0}   us fwd/bwd", f * 1e3, b * 1e3);
+        let f = best(20, || drop(relu::forward(&out.y)));
+        let b = best(20, || drop(relu::backward(&out.y, &dy)));
+        let name = format!("relu {c}x{hw}x{hw}");
         println!("{name:<24} {:>9.0} {:>9.0}   us fwd/bwd", f * 1e3, b * 1e3);
     }
 }

@@ -1,7 +1,7 @@
 //! Batch normalisation in training mode on the CPU, forward and backward, on plain `f32`
 //! slices `[n, c, l]` (channels in the middle; `l` is height × width, or 1 after a linear
 //! layer): per-channel statistics over `n` and `l`, accumulated in `f64` in eight partial sums
-//! side by side, channels spread over the cores with `rayon`. The work is bound by memory, so
+//! side by side (with AVX where the CPU has it), channels spread over the cores with `rayon`. The work is bound by memory, so
 //! each direction reads its inputs once for the statistics and once for the output, and the
 //! backward pass recomputes the normalised input instead of keeping a copy.
 //! `flex` runs the same math as a dozen broadcasting tensor operations whose strided
@@ -66,23 +66,129 @@ impl NormShape {
 }
 
 /// The `K` values of `f(a[i], b[i])` each summed over `i` in `f64`, in eight partial sums side
-/// by side that the compiler keeps in vector registers (a single running sum waits on every
-/// addition).
+/// by side (a single running sum waits on every addition); [`added_up`] gives the totals.
 fn row_sums<const K: usize>(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> [f64; K]) -> [f64; K] {
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let mut sums = [0.0; K];
-    for (&x, &y) in a8.remainder().iter().zip(b8.remainder()) {
-        let v = f(x, y);
-        (0..K).for_each(|k| sums[k] += v[k]);
-    }
     let mut lanes = [[0.0f64; 8]; K];
-    for (a, b) in a8.zip(b8) {
+    for (a, b) in a8.clone().zip(b8.clone()) {
         for lane in 0..8 {
             let v = f(a[lane], b[lane]);
             (0..K).for_each(|k| lanes[k][lane] += v[k]);
         }
     }
+    let tail = a8.remainder().iter().zip(b8.remainder());
+    added_up(lanes, tail.map(|(&x, &y)| f(x, y)))
+}
+
+/// The totals of eight lanes of partial sums and of the values of a row's last elements (those
+/// after its last group of eight).
+fn added_up<const K: usize>(
+    lanes: [[f64; 8]; K],
+    tail: impl Iterator<Item = [f64; K]>,
+) -> [f64; K] {
+    let mut sums = [0.0; K];
+    for v in tail {
+        (0..K).for_each(|k| sums[k] += v[k]);
+    }
     std::array::from_fn(|k| lanes[k].iter().sum::<f64>() + sums[k])
+}
+
+/// `Σ (x − shift)` and `Σ (x − shift)²` over a row in `f64`.
+fn shifted_sums(row: &[f32], shift: f64) -> [f64; 2] {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX.
+        return unsafe { avx::shifted_sums(row, shift) };
+    }
+    row_sums(row, row, |v, _| {
+        let d = v as f64 - shift;
+        [d, d * d]
+    })
+}
+
+/// `Σ dy` and `Σ dy · (x − mean)` over a row pair in `f64` (the product in `f32`).
+fn gradient_sums(dy: &[f32], x: &[f32], mean: f32) -> [f64; 2] {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX.
+        return unsafe { avx::gradient_sums(dy, x, mean) };
+    }
+    row_sums(dy, x, |g, v| [g as f64, (g * (v - mean)) as f64])
+}
+
+/// [`shifted_sums`] and [`gradient_sums`] with AVX: the same eight lanes as [`row_sums`] as two
+/// vectors of four `f64`, the same operations in each (no fused multiply-adds), so the same
+/// sums to the bit, about four times as fast (the compiler leaves `row_sums` scalar, and the
+/// sums took two thirds of a ResNet-20 batch normalisation).
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use std::arch::x86_64::*;
+
+    use super::added_up;
+
+    /// Eight lanes of sums in two vectors.
+    type Sums = [__m256d; 2];
+
+    /// The eight `f32` at `p` as two vectors of four `f64`.
+    #[target_feature(enable = "avx")]
+    unsafe fn widened(v: __m256) -> Sums {
+        [
+            _mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+            _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)),
+        ]
+    }
+
+    /// The lanes of `sums` as an array.
+    #[target_feature(enable = "avx")]
+    unsafe fn lanes(sums: Sums) -> [f64; 8] {
+        let mut out = [0.0; 8];
+        // SAFETY: `out` has room for two vectors of four.
+        unsafe {
+            _mm256_storeu_pd(out.as_mut_ptr(), sums[0]);
+            _mm256_storeu_pd(out.as_mut_ptr().add(4), sums[1]);
+        }
+        out
+    }
+
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn shifted_sums(row: &[f32], shift: f64) -> [f64; 2] {
+        let groups = row.chunks_exact(8);
+        let s = _mm256_set1_pd(shift);
+        let (mut sum, mut squares) = ([_mm256_setzero_pd(); 2], [_mm256_setzero_pd(); 2]);
+        for group in groups.clone() {
+            // SAFETY: the group holds eight floats.
+            let v = widened(unsafe { _mm256_loadu_ps(group.as_ptr()) });
+            for h in 0..2 {
+                let d = _mm256_sub_pd(v[h], s);
+                sum[h] = _mm256_add_pd(sum[h], d);
+                squares[h] = _mm256_add_pd(squares[h], _mm256_mul_pd(d, d));
+            }
+        }
+        let tail = groups.remainder().iter().map(|&v| {
+            let d = v as f64 - shift;
+            [d, d * d]
+        });
+        added_up([lanes(sum), lanes(squares)], tail)
+    }
+
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn gradient_sums(dy: &[f32], x: &[f32], mean: f32) -> [f64; 2] {
+        let (dy8, x8) = (dy.chunks_exact(8), x.chunks_exact(8));
+        let m = _mm256_set1_ps(mean);
+        let (mut sum, mut centred) = ([_mm256_setzero_pd(); 2], [_mm256_setzero_pd(); 2]);
+        for (g, v) in dy8.clone().zip(x8.clone()) {
+            // SAFETY: both groups hold eight floats.
+            let (g, v) = unsafe { (_mm256_loadu_ps(g.as_ptr()), _mm256_loadu_ps(v.as_ptr())) };
+            let (g64, product) = (widened(g), widened(_mm256_mul_ps(g, _mm256_sub_ps(v, m))));
+            for h in 0..2 {
+                sum[h] = _mm256_add_pd(sum[h], g64[h]);
+                centred[h] = _mm256_add_pd(centred[h], product[h]);
+            }
+        }
+        let tail = dy8.remainder().iter().zip(x8.remainder());
+        let tail = tail.map(|(&g, &v)| [g as f64, (g * (v - mean)) as f64]);
+        added_up([lanes(sum), lanes(centred)], tail)
+    }
 }
 
 /// What the forward pass gives: the output and what the backward pass and the running
@@ -106,13 +212,7 @@ pub fn forward(s: &NormShape, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64) 
     // that the variance does not come from the difference of two large numbers.
     let shift = |ch: usize| x.get(ch * s.l).map_or(0.0, |&v| v as f64);
     let (mean, var): (Vec<f64>, Vec<f64>) = s
-        .channel_sums(|ch, start| {
-            let shift = shift(ch);
-            row_sums(row(start), row(start), |v, _| {
-                let d = v as f64 - shift;
-                [d, d * d]
-            })
-        })
+        .channel_sums(|ch, start| shifted_sums(row(start), shift(ch)))
         .into_iter()
         .enumerate()
         .map(|(ch, [sum, squares])| {
@@ -150,12 +250,7 @@ pub fn backward(
     let m = s.per_channel();
     // Σ dy and Σ dy · (x − mean) per channel, in one pass; Σ dy · x̂ is the second over √(var + ε).
     let (d_beta, d_gamma): (Vec<f64>, Vec<f64>) = s
-        .channel_sums(|ch, start| {
-            let mean = mean[ch];
-            row_sums(s.row(dy, start), s.row(x, start), |g, v| {
-                [g as f64, (g * (v - mean)) as f64]
-            })
-        })
+        .channel_sums(|ch, start| gradient_sums(s.row(dy, start), s.row(x, start), mean[ch]))
         .into_iter()
         .zip(inv_std)
         .map(|([sum, centred], &inv)| (sum, centred * inv as f64))
@@ -172,4 +267,51 @@ pub fn backward(
     });
     let to_f32 = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect();
     (dx, to_f32(d_gamma), to_f32(d_beta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Floats of mixed signs and magnitudes, some large, so that any other order of additions
+    /// would round differently.
+    fn values(len: usize, salt: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                let v = ((i * 7919 + salt * 104_729) % 2003) as f32 / 97.0 - 10.0;
+                if i % 13 == 0 {
+                    v * 1e4
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_vector_sums_equal_the_portable_ones_to_the_bit() {
+        for len in [0, 1, 7, 8, 9, 15, 16, 17, 64, 1000, 1023, 4099] {
+            let (a, b) = (values(len, 1), values(len, 2));
+            let shift = a.first().map_or(0.0, |&v| v as f64);
+            let portable = row_sums(&a, &a, |v, _| {
+                let d = v as f64 - shift;
+                [d, d * d]
+            });
+            assert_eq!(
+                shifted_sums(&a, shift),
+                portable,
+                "shifted sums, {len} values"
+            );
+            let mean = 0.37;
+            let portable = row_sums(&a, &b, |g, v| [g as f64, (g * (v - mean)) as f64]);
+            assert_eq!(
+                gradient_sums(&a, &b, mean),
+                portable,
+                "gradient sums, {len} values"
+            );
+            if len > 1 {
+                assert_ne!(portable, [0.0, 0.0]);
+            }
+        }
+    }
 }
