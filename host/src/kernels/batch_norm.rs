@@ -1,9 +1,10 @@
 //! Batch normalisation in training mode on the CPU, forward and backward, on plain `f32`
 //! slices `[n, c, l]` (channels in the middle; `l` is height × width, or 1 after a linear
 //! layer): per-channel statistics over `n` and `l`, accumulated in `f64` in eight partial sums
-//! side by side (with AVX where the CPU has it), channels spread over the cores with `rayon`. The work is bound by memory, so
-//! each direction reads its inputs once for the statistics and once for the output, and the
-//! backward pass recomputes the normalised input instead of keeping a copy.
+//! side by side (with AVX where the CPU has it), channels spread over the cores with `rayon`.
+//! The work is bound by memory, so each direction reads its inputs once for the statistics and
+//! once for the output, and the backward pass recomputes the normalised input instead of
+//! keeping a copy.
 //! `flex` runs the same math as a dozen broadcasting tensor operations whose strided
 //! iteration took most of a ResNet-20 step.
 
@@ -93,43 +94,52 @@ fn added_up<const K: usize>(
     std::array::from_fn(|k| lanes[k].iter().sum::<f64>() + sums[k])
 }
 
-/// `Σ (x − shift)` and `Σ (x − shift)²` over a row in `f64`.
+/// `x − shift` and its square, in `f64`: what the forward pass sums.
+fn shifted(x: f32, shift: f64) -> [f64; 2] {
+    let d = x as f64 - shift;
+    [d, d * d]
+}
+
+/// `dy` and `dy · (x − mean)` (the product in `f32`), in `f64`: what the backward pass sums.
+fn gradient_terms(dy: f32, x: f32, mean: f32) -> [f64; 2] {
+    [dy as f64, (dy * (x - mean)) as f64]
+}
+
+/// [`shifted`] summed over a row.
 fn shifted_sums(row: &[f32], shift: f64) -> [f64; 2] {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx") {
         // SAFETY: the CPU has AVX.
         return unsafe { avx::shifted_sums(row, shift) };
     }
-    row_sums(row, row, |v, _| {
-        let d = v as f64 - shift;
-        [d, d * d]
-    })
+    row_sums(row, row, |v, _| shifted(v, shift))
 }
 
-/// `Σ dy` and `Σ dy · (x − mean)` over a row pair in `f64` (the product in `f32`).
+/// [`gradient_terms`] summed over a row pair.
 fn gradient_sums(dy: &[f32], x: &[f32], mean: f32) -> [f64; 2] {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx") {
         // SAFETY: the CPU has AVX.
         return unsafe { avx::gradient_sums(dy, x, mean) };
     }
-    row_sums(dy, x, |g, v| [g as f64, (g * (v - mean)) as f64])
+    row_sums(dy, x, |g, v| gradient_terms(g, v, mean))
 }
 
 /// [`shifted_sums`] and [`gradient_sums`] with AVX: the same eight lanes as [`row_sums`] as two
 /// vectors of four `f64`, the same operations in each (no fused multiply-adds), so the same
-/// sums to the bit, about four times as fast (the compiler leaves `row_sums` scalar, and the
-/// sums took two thirds of a ResNet-20 batch normalisation).
+/// sums to the bit. The compiler leaves `row_sums` scalar, and its sums took two thirds of a
+/// ResNet-20 batch normalisation; with these the layer runs 1.5–1.9x as fast forward and
+/// 1.3–1.5x backward.
 #[cfg(target_arch = "x86_64")]
 mod avx {
     use std::arch::x86_64::*;
 
-    use super::added_up;
+    use super::{added_up, gradient_terms, shifted};
 
     /// Eight lanes of sums in two vectors.
     type Sums = [__m256d; 2];
 
-    /// The eight `f32` at `p` as two vectors of four `f64`.
+    /// The eight `f32` of `v` as two vectors of four `f64`.
     #[target_feature(enable = "avx")]
     unsafe fn widened(v: __m256) -> Sums {
         [
@@ -164,10 +174,7 @@ mod avx {
                 squares[h] = _mm256_add_pd(squares[h], _mm256_mul_pd(d, d));
             }
         }
-        let tail = groups.remainder().iter().map(|&v| {
-            let d = v as f64 - shift;
-            [d, d * d]
-        });
+        let tail = groups.remainder().iter().map(|&v| shifted(v, shift));
         added_up([lanes(sum), lanes(squares)], tail)
     }
 
@@ -186,7 +193,7 @@ mod avx {
             }
         }
         let tail = dy8.remainder().iter().zip(x8.remainder());
-        let tail = tail.map(|(&g, &v)| [g as f64, (g * (v - mean)) as f64]);
+        let tail = tail.map(|(&g, &v)| gradient_terms(g, v, mean));
         added_up([lanes(sum), lanes(centred)], tail)
     }
 }
@@ -293,17 +300,14 @@ mod tests {
         for len in [0, 1, 7, 8, 9, 15, 16, 17, 64, 1000, 1023, 4099] {
             let (a, b) = (values(len, 1), values(len, 2));
             let shift = a.first().map_or(0.0, |&v| v as f64);
-            let portable = row_sums(&a, &a, |v, _| {
-                let d = v as f64 - shift;
-                [d, d * d]
-            });
+            let portable = row_sums(&a, &a, |v, _| shifted(v, shift));
             assert_eq!(
                 shifted_sums(&a, shift),
                 portable,
                 "shifted sums, {len} values"
             );
             let mean = 0.37;
-            let portable = row_sums(&a, &b, |g, v| [g as f64, (g * (v - mean)) as f64]);
+            let portable = row_sums(&a, &b, |g, v| gradient_terms(g, v, mean));
             assert_eq!(
                 gradient_sums(&a, &b, mean),
                 portable,
