@@ -431,12 +431,28 @@ pub fn backward_bias(s: &Conv2dShape, dy: &[f32]) -> Vec<f32> {
     db
 }
 
-/// The element-wise sum of `parts` (each `len` long), added in their order.
+/// Elements of [`sum_in_order`]'s result per task (64 KiB).
+const SUM_BLOCK: usize = 16 * 1024;
+
+/// The element-wise sum of `parts` (each `len` long), each element's parts added in their
+/// order, so the same sums whatever the number of cores. Blocks of the result are spread over
+/// the cores: on the calling thread this sum took 1% of a ResNet-20 step while the pool waited.
 fn sum_in_order(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
-    parts.into_iter().fold(vec![0.0; len], |mut acc, part| {
-        acc.iter_mut().zip(part).for_each(|(a, p)| *a += p);
-        acc
-    })
+    let add_block = |(b, out): (usize, &mut [f32])| {
+        for part in &parts {
+            let part = &part[b * SUM_BLOCK..];
+            out.iter_mut().zip(part).for_each(|(a, p)| *a += p);
+        }
+    };
+    let mut sum = vec![0.0; len];
+    if len <= SUM_BLOCK {
+        add_block((0, &mut sum));
+    } else {
+        sum.par_chunks_mut(SUM_BLOCK)
+            .enumerate()
+            .for_each(add_block);
+    }
+    sum
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The kernels against the textbook convolution and the adjoint identities of its gradients.
+//! The kernels against the textbook convolution and the adjoint identities of its gradients,
+//! and the weight gradient's sum of partial gradients against a plain running sum.
 
 use super::*;
 
@@ -92,5 +93,22 @@ fn forward_matches_the_textbook_convolution_and_its_gradients_are_its_adjoints()
         let dw = backward_weight(&s, &x, &dy);
         let close = |v: f64| (v - reference).abs() < 1e-3 * reference.abs().max(1.0);
         assert!(close(dot(&dx, &x)) && close(dot(&dw, &w)), "{s:?}");
+    }
+}
+
+#[test]
+fn the_partial_gradients_add_up_as_a_running_sum_does_to_the_bit() {
+    for (parts, len) in [(3, 10), (5, SUM_BLOCK), (7, 3 * SUM_BLOCK + 123)] {
+        let parts: Vec<Vec<f32>> = (0..parts)
+            .map(|p| {
+                let value = |i: usize| ((i * 7919 + p * 104_729) % 2003) as f32 / 7.0 - 143.0;
+                (0..len).map(value).collect()
+            })
+            .collect();
+        let mut running = vec![0.0f32; len];
+        for part in &parts {
+            running.iter_mut().zip(part).for_each(|(a, p)| *a += p);
+        }
+        assert_eq!(sum_in_order(parts, len), running, "{len} values");
     }
 }
